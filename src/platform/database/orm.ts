@@ -1,0 +1,56 @@
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Migrator } from "@mikro-orm/migrations";
+import { MikroORM, type EntityManager } from "@mikro-orm/postgresql";
+import type { Logger } from "../observability/logger.ts";
+import { ENTITIES } from "./entities.ts";
+
+export type { EntityManager };
+
+const MIGRATIONS_DIR = join(dirname(fileURLToPath(import.meta.url)), "migrations");
+
+export interface DatabaseOptions {
+  url: string;
+  logger: Logger;
+  /** Upper bound of connections this instance opens. */
+  poolSize?: number;
+  /** No statement runs longer than this (PostgreSQL `statement_timeout`). */
+  statementTimeoutMs?: number;
+}
+
+/** Opens the MikroORM connection pool. Nothing is queried yet, so a database that is down is not fatal here. */
+export async function openDatabase(options: DatabaseOptions): Promise<MikroORM> {
+  const log = options.logger.child({ component: "database" });
+  return MikroORM.init({
+    clientUrl: options.url,
+    entities: ENTITIES,
+    extensions: [Migrator],
+    migrations: {
+      path: MIGRATIONS_DIR,
+      glob: "!(*.d).ts",
+      tableName: "gatehouse_migrations",
+      transactional: true,
+      allOrNothing: true,
+      snapshot: true,
+      snapshotName: ".snapshot-gatehouse",
+      silent: true,
+    },
+    pool: { min: 0, max: options.poolSize ?? 10, idleTimeoutMillis: 30_000 },
+    driverOptions: {
+      connectionTimeoutMillis: 5_000,
+      statement_timeout: options.statementTimeoutMs ?? 30_000,
+      application_name: "gatehouse",
+    },
+    allowGlobalContext: false,
+    ensureDatabase: false,
+    discovery: { warnWhenNoEntities: true },
+    logger: (message) => log.debug(message),
+    debug: false,
+  });
+}
+
+/** Applies every pending migration; returns the names applied. */
+export async function migrate(orm: MikroORM): Promise<string[]> {
+  const applied = await orm.migrator.up();
+  return applied.map((migration) => migration.name);
+}
