@@ -1,0 +1,61 @@
+import { ConfigError, loadConfig } from "./platform/config/config.ts";
+import { createLogger } from "./platform/observability/logger.ts";
+import { connectDatabase, startGatehouse } from "./gatehouse.ts";
+
+const USAGE = `Usage: gatehouse <command>
+
+Commands:
+  serve      Migrate the database and serve every protocol on one port (default)
+  migrate    Apply pending database migrations and exit
+
+Configuration comes from environment variables; see the README.`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command = "serve", ...rest] = argv;
+  if (command === "--help" || command === "-h" || command === "help" || rest.includes("--help")) {
+    console.log(USAGE);
+    return 0;
+  }
+  const config = loadConfig();
+  const logger = createLogger(config.logLevel);
+
+  switch (command) {
+    case "serve": {
+      const gatehouse = await startGatehouse(config, logger);
+      await new Promise<void>((resolve) => {
+        const stop = (signal: string) => {
+          logger.info({ signal }, "shutting down");
+          gatehouse.stop().then(resolve, (err: unknown) => {
+            logger.error({ err }, "shutdown failed");
+            resolve();
+          });
+        };
+        process.once("SIGINT", stop);
+        process.once("SIGTERM", stop);
+      });
+      return 0;
+    }
+    case "migrate": {
+      const { orm, embedded } = await connectDatabase(config, logger);
+      await orm.close();
+      await embedded?.stop();
+      logger.info("database is up to date");
+      return 0;
+    }
+    default:
+      console.error(`Unknown command "${command}".\n\n${USAGE}`);
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    if (error instanceof ConfigError) {
+      console.error(error.message);
+      process.exit(78);
+    }
+    console.error("gatehouse failed to start:", error instanceof Error ? error.message : error);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,34 @@
+import { randomUUID } from "node:crypto";
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import type { Logger } from "./logger.ts";
+import { kRequestId } from "../server/context.ts";
+
+const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
+
+/**
+ * One log line per call: request id (taken from `x-request-id` when it is well-formed), procedure,
+ * code and duration. Never the message bodies or headers, which can hold secrets.
+ */
+export function createRequestLogInterceptor(logger: Logger): Interceptor {
+  return (next) => async (req) => {
+    const offered = req.header.get("x-request-id");
+    const requestId = offered && REQUEST_ID.test(offered) ? offered : randomUUID();
+    req.contextValues.set(kRequestId, requestId);
+    const started = performance.now();
+    const procedure = `${req.service.typeName}/${req.method.name}`;
+    const fields = () => ({ requestId, procedure });
+    try {
+      const res = await next(req);
+      res.header.set("x-request-id", requestId);
+      logger.info({ ...fields(), code: "ok", ms: round(performance.now() - started) }, "call");
+      return res;
+    } catch (error) {
+      const code = error instanceof ConnectError ? Code[error.code] : "unknown";
+      if (error instanceof ConnectError) error.metadata.set("x-request-id", requestId);
+      logger.info({ ...fields(), code, ms: round(performance.now() - started) }, "call");
+      throw error;
+    }
+  };
+}
+
+const round = (ms: number) => Math.round(ms * 100) / 100;

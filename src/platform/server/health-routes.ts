@@ -1,0 +1,30 @@
+import type { MikroORM } from "@mikro-orm/postgresql";
+import { sendJson, type HttpRoute } from "./http-routes.ts";
+
+const READINESS_TIMEOUT_MS = 2_000;
+
+/** `/healthz`: the process answers. `/readyz`: and it can reach its database. */
+export function createHealthRoutes(orm: MikroORM): Record<string, HttpRoute> {
+  return {
+    "/healthz": (_req, res) => sendJson(res, 200, { status: "ok" }, { "cache-control": "no-store" }),
+    "/readyz": async (_req, res) => {
+      const ready = await isDatabaseReachable(orm);
+      sendJson(res, ready ? 200 : 503, { status: ready ? "ready" : "database unavailable" }, { "cache-control": "no-store" });
+    },
+  };
+}
+
+export async function isDatabaseReachable(orm: MikroORM): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), READINESS_TIMEOUT_MS)));
+  const probe = orm.em
+    .getConnection()
+    .execute("select 1")
+    .then(() => true as const)
+    .catch(() => false as const);
+  try {
+    return await Promise.race([probe, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,123 @@
+import { readFileSync } from "node:fs";
+import { createServer as createHttp1Server, type Server as Http1Server } from "node:http";
+import {
+  createSecureServer,
+  createServer as createHttp2Server,
+  type Http2Server,
+  type Http2SecureServer,
+  type Http2Session,
+} from "node:http2";
+import type { Server as NetServer, Socket, AddressInfo } from "node:net";
+import type { Config } from "../config/config.ts";
+import type { Logger } from "../observability/logger.ts";
+import { applyCors } from "./cors.ts";
+import { respond, sendNotFound, type HttpRequest, type HttpResponse, type HttpRoute } from "./http-routes.ts";
+import { createProtocolListener } from "./protocol-listener.ts";
+
+export interface ServerOptions {
+  config: Pick<Config, "host" | "port" | "tls" | "corsOrigins" | "shutdownTimeoutMs">;
+  logger: Logger;
+  /** Handles RPC paths; calls `fallback` for anything else. */
+  rpcHandler: (req: HttpRequest, res: HttpResponse) => void;
+  /** Plain GET endpoints by exact path. */
+  routes: Record<string, HttpRoute>;
+}
+
+export interface GatehouseServer {
+  /** Resolves with the bound port once listening. */
+  listen(): Promise<number>;
+  /** Stops accepting connections, lets in-flight calls finish, then closes what is left. */
+  close(): Promise<void>;
+}
+
+const HEADERS_TIMEOUT_MS = 10_000;
+const REQUEST_TIMEOUT_MS = 60_000;
+const IDLE_TIMEOUT_MS = 60_000;
+
+export function createGatehouseServer(options: ServerOptions): GatehouseServer {
+  const { config, logger, rpcHandler, routes } = options;
+  const allowedOrigins = new Set(config.corsOrigins);
+  let inFlight = 0;
+  let drained: (() => void) | undefined;
+
+  const handle = (req: HttpRequest, res: HttpResponse): void => {
+    inFlight++;
+    res.once("close", () => {
+      inFlight--;
+      if (inFlight === 0) drained?.();
+    });
+    if (applyCors(allowedOrigins, req, res)) return;
+    const path = (req.url ?? "/").split("?", 1)[0] ?? "/";
+    const route = Object.hasOwn(routes, path) ? routes[path] : undefined;
+    if (route && (req.method === "GET" || req.method === "HEAD")) {
+      Promise.resolve(route(req, res)).catch((err: unknown) => {
+        logger.error({ err, path }, "endpoint failed");
+        if (!res.headersSent) respond(res, 500, {});
+      });
+      return;
+    }
+    rpcHandler(req, res);
+  };
+
+  const sessions = new Set<Http2Session>();
+  const trackSessions = (server: Http2Server | Http2SecureServer): void => {
+    server.on("session", (session) => {
+      sessions.add(session);
+      session.once("close", () => sessions.delete(session));
+    });
+    server.setTimeout(IDLE_TIMEOUT_MS);
+  };
+
+  let listener: NetServer | Http2SecureServer;
+  let http1: Http1Server | undefined;
+  if (config.tls) {
+    const secure = createSecureServer(
+      { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile), allowHTTP1: true },
+      handle,
+    );
+    trackSessions(secure);
+    listener = secure;
+  } else {
+    http1 = createHttp1Server(
+      { headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS, keepAliveTimeout: 5_000 },
+      handle,
+    );
+    const http2 = createHttp2Server({}, handle);
+    trackSessions(http2);
+    listener = createProtocolListener({ http1, http2, firstByteTimeoutMs: HEADERS_TIMEOUT_MS });
+  }
+  const sockets = new Set<Socket>();
+  listener.on("connection", (socket: Socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+  });
+
+  return {
+    listen: () =>
+      new Promise((resolve, reject) => {
+        listener.once("error", reject);
+        listener.listen(config.port, config.host, () => {
+          listener.off("error", reject);
+          resolve((listener.address() as AddressInfo).port);
+        });
+      }),
+    close: async () => {
+      const closed = new Promise<void>((resolve) => listener.close(() => resolve()));
+      for (const session of sessions) session.close();
+      http1?.closeIdleConnections();
+      const idle = inFlight === 0 ? Promise.resolve() : new Promise<void>((resolve) => (drained = resolve));
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), config.shutdownTimeoutMs)));
+      if (await Promise.race([idle.then(() => false), timedOut])) {
+        logger.warn({ inFlight }, "shutdown timeout reached; closing remaining connections");
+      }
+      clearTimeout(timer);
+      http1?.closeAllConnections();
+      for (const session of sessions) session.destroy();
+      for (const socket of sockets) socket.destroy();
+      await closed;
+    },
+  };
+}
+
+export { sendNotFound };

@@ -1,0 +1,107 @@
+import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, test } from "node:test";
+import pg from "pg";
+import { runGatehouse, spawnGatehouse } from "../support/process.ts";
+
+const adminUrl = () => {
+  const url = process.env.GATEHOUSE_TEST_ADMIN_URL;
+  assert.ok(url, "run through npm test");
+  return url;
+};
+
+async function freshDatabase(): Promise<{ url: string; drop: () => Promise<void> }> {
+  const name = `gatehouse_proc_${Date.now().toString(36)}${Math.floor(Math.random() * 1e6)}`;
+  const admin = new pg.Client({ connectionString: adminUrl() });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE "${name}"`);
+  await admin.end();
+  const url = new URL(adminUrl());
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    drop: async () => {
+      const client = new pg.Client({ connectionString: adminUrl() });
+      await client.connect();
+      await client.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+      await client.end();
+    },
+  };
+}
+
+describe("the gatehouse process", () => {
+  const cleanups: (() => Promise<void>)[] = [];
+  after(async () => {
+    for (const cleanup of cleanups) await cleanup();
+  });
+
+  test("without DATABASE_URL it starts an embedded PostgreSQL, keeps its data, and stops cleanly on SIGTERM and Ctrl-C", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "gatehouse-embedded-"));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    const env = { GATEHOUSE_DATA_DIR: join(dir, ".gatehouse") };
+
+    const first = await spawnGatehouse(env);
+    assert.equal((await fetch(`http://127.0.0.1:${first.port}/readyz`)).status, 200);
+    assert.match(first.output(), /creating the embedded PostgreSQL cluster/);
+    assert.match(first.output(), /database migrated/);
+    assert.equal(await first.stop("SIGTERM"), 0);
+    assert.ok(existsSync(join(dir, ".gatehouse", "postgres", "PG_VERSION")));
+    assert.ok(!existsSync(join(dir, ".gatehouse", "postgres", "postmaster.pid")), "PostgreSQL was stopped");
+
+    const second = await spawnGatehouse(env);
+    assert.doesNotMatch(second.output(), /creating the embedded PostgreSQL cluster/);
+    assert.doesNotMatch(second.output(), /database migrated/, "nothing left to migrate");
+    assert.equal((await fetch(`http://127.0.0.1:${second.port}/readyz`)).status, 200);
+    assert.equal(await second.stop("SIGINT"), 0);
+    assert.ok(!existsSync(join(dir, ".gatehouse", "postgres", "postmaster.pid")));
+  });
+
+  test("with DATABASE_URL it uses that database and never starts the embedded one", async () => {
+    const db = await freshDatabase();
+    cleanups.push(db.drop);
+    const dir = await mkdtemp(join(tmpdir(), "gatehouse-external-"));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    const proc = await spawnGatehouse({ DATABASE_URL: db.url, GATEHOUSE_DATA_DIR: join(dir, ".gatehouse") });
+    assert.equal((await fetch(`http://127.0.0.1:${proc.port}/readyz`)).status, 200);
+    assert.equal(await proc.stop(), 0);
+    assert.ok(!existsSync(join(dir, ".gatehouse")), "no embedded cluster was created");
+    assert.doesNotMatch(proc.output(), /embedded PostgreSQL/);
+  });
+
+  test("`migrate` applies the migrations and is idempotent", async () => {
+    const db = await freshDatabase();
+    cleanups.push(db.drop);
+    const first = await runGatehouse(["migrate"], { DATABASE_URL: db.url });
+    assert.equal(first.code, 0, first.stderr + first.stdout);
+    assert.match(first.stdout, /database migrated/);
+    const second = await runGatehouse(["migrate"], { DATABASE_URL: db.url });
+    assert.equal(second.code, 0);
+    assert.doesNotMatch(second.stdout, /database migrated/);
+    const client = new pg.Client({ connectionString: db.url });
+    await client.connect();
+    const tables = await client.query("select tablename from pg_tables where schemaname = 'public' order by 1");
+    await client.end();
+    assert.deepEqual(
+      tables.rows.map((r: { tablename: string }) => r.tablename),
+      ["gatehouse_migrations", "invitations", "refresh_tokens", "sessions", "signing_keys", "users"],
+    );
+  });
+
+  test("a bad configuration stops the process with a message naming the variable", async () => {
+    const result = await runGatehouse(["serve"], { GATEHOUSE_PORT: "eighty", GATEHOUSE_SIGNING_ALG: "none" });
+    assert.equal(result.code, 78);
+    assert.match(result.stderr, /GATEHOUSE_PORT="eighty" must be a whole number/);
+    assert.match(result.stderr, /GATEHOUSE_SIGNING_ALG="none" must be one of: EdDSA, ES256/);
+    assert.doesNotMatch(result.stderr, /at .*\.ts:\d+/, "no stack trace");
+  });
+
+  test("--help explains the commands", async () => {
+    const result = await runGatehouse(["--help"], {});
+    assert.equal(result.code, 0);
+    assert.match(result.stdout, /serve/);
+    assert.match(result.stdout, /migrate/);
+  });
+});

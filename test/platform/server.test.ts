@@ -1,0 +1,153 @@
+import assert from "node:assert/strict";
+import { connect as http2Connect } from "node:http2";
+import { after, before, describe, test } from "node:test";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { AuthService, RegisterRequestSchema } from "../../gen/gatehouse/auth/v1/auth_pb.js";
+import { UserService } from "../../gen/gatehouse/user/v1/user_pb.js";
+import { ErrorInfoSchema } from "../../src/platform/errors/error-details.ts";
+import { PROTOCOLS, postJson, startTestServer, type TestServer } from "../support/harness.ts";
+
+const register = {
+  username: "ada",
+  email: "ada@example.com",
+  password: "correct horse battery",
+  passwordConfirmation: "correct horse battery!",
+  firstName: "Ada",
+  lastName: "Lovelace",
+};
+
+describe("one port, every protocol", () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startTestServer({ GATEHOUSE_CORS_ORIGINS: "https://app.example.com" });
+  });
+  after(() => server.stop());
+
+  for (const protocol of PROTOCOLS) {
+    test(`${protocol}: validation errors carry ErrorInfo and the violations`, async () => {
+      const error = await server
+        .auth(protocol)
+        .register(register)
+        .then(() => assert.fail("expected an error"), (e: unknown) => ConnectError.from(e));
+      assert.equal(error.code, Code.InvalidArgument);
+      const [info] = error.findDetails(ErrorInfoSchema);
+      assert.equal(info?.domain, "gatehouse");
+      assert.equal(info?.reason, "PASSWORD_MISMATCH");
+      assert.match(error.rawMessage, /password confirmation/i);
+    });
+  }
+
+  test("plain curl-style JSON over HTTP/1.1, snake_case and camelCase alike", async () => {
+    for (const body of [
+      { ...register, passwordConfirmation: undefined, password_confirmation: "nope nope nope" },
+      { ...register, username: "a" },
+    ]) {
+      const res = await postJson(server.baseUrl, "/gatehouse.auth.v1.AuthService/Register", body);
+      assert.equal(res.status, 400);
+      assert.equal(res.json.code, "invalid_argument");
+      assert.ok(typeof res.json.message === "string" && res.json.message.length > 0);
+      const details = res.json.details as { type: string }[];
+      assert.ok(details.some((d) => d.type === "google.rpc.ErrorInfo"));
+    }
+  });
+
+  test("gRPC over h2c with prior knowledge, hand-framed, on the same port", async () => {
+    const session = http2Connect(server.baseUrl);
+    try {
+      const message = toBinary(RegisterRequestSchema, create(RegisterRequestSchema, { ...register, username: "x" }));
+      const frame = Buffer.alloc(5 + message.length);
+      frame.writeUInt32BE(message.length, 1);
+      frame.set(message, 5);
+      const stream = session.request({
+        ":method": "POST",
+        ":path": "/gatehouse.auth.v1.AuthService/Register",
+        "content-type": "application/grpc",
+        te: "trailers",
+      });
+      stream.end(frame);
+      const trailers = await new Promise<Record<string, unknown>>((resolve, reject) => {
+        let headers: Record<string, unknown> = {};
+        stream.on("response", (h) => (headers = h));
+        stream.on("trailers", (t) => resolve({ ...headers, ...t }));
+        stream.on("error", reject);
+        stream.resume();
+      });
+      assert.equal(trailers["grpc-status"], String(Code.InvalidArgument));
+      assert.ok(trailers["grpc-status-details-bin"], "rich error details are sent");
+    } finally {
+      session.close();
+    }
+  });
+
+  test("every method of both services is routed", async () => {
+    for (const service of [AuthService, UserService]) {
+      for (const method of service.methods) {
+        const res = await postJson(server.baseUrl, `/${service.typeName}/${method.name}`, {});
+        assert.notEqual(res.status, 404, `${service.typeName}/${method.name} is routed`);
+        assert.equal(typeof res.json.code === "string" || res.status === 200, true);
+      }
+    }
+  });
+
+  test("health and readiness", async () => {
+    const health = await fetch(`${server.baseUrl}/healthz`);
+    assert.equal(health.status, 200);
+    assert.deepEqual(await health.json(), { status: "ok" });
+    const ready = await fetch(`${server.baseUrl}/readyz`);
+    assert.equal(ready.status, 200);
+    assert.deepEqual(await ready.json(), { status: "ready" });
+  });
+
+  test("unknown paths get a JSON 404", async () => {
+    for (const path of ["/", "/nope", "/gatehouse.auth.v1.AuthService/Nope", "/gatehouse.nope.v1.X/Y"]) {
+      const res = await fetch(server.baseUrl + path, { method: path.startsWith("/gatehouse") ? "POST" : "GET" });
+      assert.equal(res.status, 404, path);
+      const body = (await res.json()) as { code: string; message: string };
+      assert.equal(body.code, "not_found");
+      assert.ok(body.message.length > 0);
+    }
+  });
+
+  test("malformed and empty bodies are invalid_argument, never a crash", async () => {
+    for (const body of ["{", "not json", '{"username": 5}', '{"unknownField": 1}', "[]"]) {
+      const res = await postJson(server.baseUrl, "/gatehouse.auth.v1.AuthService/Register", body);
+      assert.equal(res.status, 400, body);
+      assert.equal(res.json.code, "invalid_argument", body);
+    }
+    const empty = await postJson(server.baseUrl, "/gatehouse.auth.v1.AuthService/Register", "");
+    assert.equal(empty.json.code, "invalid_argument");
+    const res = await fetch(`${server.baseUrl}/gatehouse.auth.v1.AuthService/Register`, {
+      method: "POST",
+      headers: { "content-type": "text/plain" },
+      body: "hello",
+    });
+    assert.equal(res.status, 415);
+  });
+
+  test("a body over the size limit is refused", async () => {
+    const res = await postJson(server.baseUrl, "/gatehouse.auth.v1.AuthService/Register", {
+      ...register,
+      password: "x".repeat(200_000),
+    });
+    assert.equal(res.json.code, "resource_exhausted");
+    assert.doesNotMatch(JSON.stringify(res.json), /xxxxxxxx/);
+  });
+
+  test("CORS answers allowed origins only", async () => {
+    const preflight = (origin: string) =>
+      fetch(`${server.baseUrl}/gatehouse.auth.v1.AuthService/Login`, {
+        method: "OPTIONS",
+        headers: { origin, "access-control-request-method": "POST", "access-control-request-headers": "content-type" },
+      });
+    const allowed = await preflight("https://app.example.com");
+    assert.equal(allowed.status, 204);
+    assert.equal(allowed.headers.get("access-control-allow-origin"), "https://app.example.com");
+    assert.match(allowed.headers.get("access-control-allow-headers") ?? "", /connect-protocol-version/i);
+    const refused = await preflight("https://evil.example.com");
+    assert.equal(refused.headers.get("access-control-allow-origin"), null);
+    const simple = await postJson(server.baseUrl, "/gatehouse.auth.v1.AuthService/Register", {}, { origin: "https://app.example.com" });
+    assert.equal(simple.headers.get("access-control-allow-origin"), "https://app.example.com");
+    assert.match(simple.headers.get("access-control-expose-headers") ?? "", /grpc-status/i);
+  });
+});
