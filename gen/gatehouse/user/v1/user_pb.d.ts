@@ -40,7 +40,7 @@ export declare type User = Message<"gatehouse.user.v1.User"> & {
 
   /**
    * Email address; unique, compared case-insensitively. At most 254
-   * characters. Stored trimmed, with a lower-cased domain.
+   * characters. Stored trimmed and lower-cased.
    *
    * @generated from field: string email = 3;
    */
