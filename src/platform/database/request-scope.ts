@@ -1,5 +1,5 @@
-import type { Interceptor } from "@connectrpc/connect";
-import type { MikroORM } from "@mikro-orm/postgresql";
+import type { HandlerContext, Interceptor } from "@connectrpc/connect";
+import type { EntityManager, MikroORM } from "@mikro-orm/postgresql";
 import { kEntityManager } from "../server/context.ts";
 
 /** Gives every call its own EntityManager fork, so no identity map is shared between calls. */
@@ -8,4 +8,11 @@ export function createRequestScopeInterceptor(orm: MikroORM): Interceptor {
     req.contextValues.set(kEntityManager, orm.em.fork());
     return next(req);
   };
+}
+
+/** The calling request's own EntityManager. */
+export function entityManager(ctx: HandlerContext): EntityManager {
+  const em = ctx.values.get(kEntityManager);
+  if (!em) throw new Error("no EntityManager in this call's context; is the request-scope interceptor installed?");
+  return em;
 }
