@@ -7,11 +7,14 @@ import { UserService } from "../gen/gatehouse/user/v1/user_pb.js";
 import { createAuthHandler } from "./auth/auth-handler.ts";
 import type { Config } from "./platform/config/config.ts";
 import { createRequestScopeInterceptor } from "./platform/database/request-scope.ts";
+import { ErrorInfoSchema } from "./platform/errors/error-details.ts";
 import { createErrorInterceptor } from "./platform/errors/error-interceptor.ts";
+import { cachedReadiness } from "./platform/grpc/grpc-health.ts";
+import { createGrpcPlatform } from "./platform/grpc/grpc-platform.ts";
 import type { Logger } from "./platform/observability/logger.ts";
 import { createRequestLogInterceptor } from "./platform/observability/request-log.ts";
 import { kClient } from "./platform/server/context.ts";
-import { createHealthRoutes } from "./platform/server/health-routes.ts";
+import { createHealthRoutes, isDatabaseReachable } from "./platform/server/health-routes.ts";
 import { sendNotFound } from "./platform/server/http-routes.ts";
 import { createGatehouseServer, type GatehouseServer } from "./platform/server/server.ts";
 import { createUserHandler } from "./users/user-handler.ts";
@@ -43,10 +46,34 @@ export function createApp(config: Config, logger: Logger, orm: MikroORM): Gateho
     fallback: sendNotFound,
   });
 
-  return createGatehouseServer({
+  // gRPC health and reflection sit in front of the API on their own router: public by nature,
+  // they take no part in the API's authentication or database scope, and they answer with the
+  // plain gRPC codes their protocols define (NOT_FOUND for an unknown service), no ErrorInfo.
+  const grpcPlatform = createGrpcPlatform({
+    services: [AuthService, UserService],
+    // Lets reflection clients decode the google.rpc.ErrorInfo detail of every Gatehouse error.
+    extraFiles: [ErrorInfoSchema.file],
+    isReady: cachedReadiness(() => isDatabaseReachable(orm)),
+  });
+  const platformRpcHandler = connectNodeAdapter({
+    routes: grpcPlatform.routes,
+    interceptors: [createRequestLogInterceptor(logger)],
+    readMaxBytes: config.maxRequestBytes,
+    maxTimeoutMs: config.maxCallTimeoutMs,
+    fallback: rpcHandler,
+  });
+
+  const server = createGatehouseServer({
     config,
     logger,
-    rpcHandler,
+    rpcHandler: platformRpcHandler,
     routes: { ...createHealthRoutes(orm) },
   });
+  return {
+    listen: () => server.listen(),
+    close: () => {
+      grpcPlatform.shutdown();
+      return server.close();
+    },
+  };
 }
