@@ -8,7 +8,24 @@ export const UserEntity = defineEntity({
   name: "User",
   tableName: "users",
   // Keyset pagination walks (create_time, id); the unique username index serves the other order.
-  indexes: [{ name: "users_create_time_id_idx", properties: ["createTime", "id"] }],
+  // The rest keep ListUsers' filters off a full scan: GIN for `roles @> {role}`, pattern indexes
+  // for the case-insensitive prefix search (username and email are stored lower-cased), and a
+  // small partial index for listing the few disabled users in creation order.
+  indexes: [
+    { name: "users_create_time_id_idx", properties: ["createTime", "id"] },
+    { name: "users_roles_idx", properties: ["roles"], type: "gin" },
+    { name: "users_username_pattern_idx", expression: 'create index "users_username_pattern_idx" on "users" ("username" text_pattern_ops)' },
+    { name: "users_email_pattern_idx", expression: 'create index "users_email_pattern_idx" on "users" ("email" text_pattern_ops)' },
+    {
+      name: "users_first_name_pattern_idx",
+      expression: 'create index "users_first_name_pattern_idx" on "users" (lower("first_name") text_pattern_ops)',
+    },
+    {
+      name: "users_last_name_pattern_idx",
+      expression: 'create index "users_last_name_pattern_idx" on "users" (lower("last_name") text_pattern_ops)',
+    },
+    { name: "users_disabled_create_time_id_idx", properties: ["createTime", "id"], where: "disabled" },
+  ],
   properties: {
     id: p.uuid().primary().defaultRaw("gen_random_uuid()"),
     username: p.string().length(32).unique("users_username_key"),
