@@ -4,7 +4,12 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { MikroORM } from "@mikro-orm/postgresql";
 import { AuthService } from "../gen/gatehouse/auth/v1/auth_pb.js";
 import { UserService } from "../gen/gatehouse/user/v1/user_pb.js";
+import { createAccessTokens } from "./auth/access-token.ts";
 import { createAuthHandler } from "./auth/auth-handler.ts";
+import { createAuthService } from "./auth/auth-service.ts";
+import { createAuthenticationInterceptor } from "./auth/authentication-interceptor.ts";
+import { createPasswordHasher } from "./passwords/password-hasher.ts";
+import { systemClock, type Clock } from "./platform/clock.ts";
 import type { Config } from "./platform/config/config.ts";
 import { createRequestScopeInterceptor } from "./platform/database/request-scope.ts";
 import { ErrorInfoSchema } from "./platform/errors/error-details.ts";
@@ -17,16 +22,29 @@ import { kClient } from "./platform/server/context.ts";
 import { createHealthRoutes, isDatabaseReachable } from "./platform/server/health-routes.ts";
 import { sendNotFound } from "./platform/server/http-routes.ts";
 import { createGatehouseServer, type GatehouseServer } from "./platform/server/server.ts";
+import { startSessionCleanup } from "./sessions/session-cleanup.ts";
+import type { Db } from "./sessions/session-store.ts";
+import { createJwksRoute } from "./signing-keys/jwks-route.ts";
+import { createSigningKeys } from "./signing-keys/signing-keys.ts";
 import { createUserHandler } from "./users/user-handler.ts";
 
 /**
  * The composition root: every service, interceptor and endpoint of Gatehouse, wired once.
- * Interceptors run outermost first: log → map errors → scope the database → validate.
+ * Interceptors run outermost first: log → map errors → scope the database → validate →
+ * authenticate. `clock` decides every expiry (tests pass one they can move).
  */
-export function createApp(config: Config, logger: Logger, orm: MikroORM): GatehouseServer {
+export function createApp(config: Config, logger: Logger, orm: MikroORM, options: { clock?: Clock } = {}): GatehouseServer {
+  const clock = options.clock ?? systemClock;
+  const db = (): Db => orm.em.getConnection().getClient();
+  const hasher = createPasswordHasher(config);
+  const signingKeys = createSigningKeys({ db, config, clock });
+  const accessTokens = createAccessTokens({ config, clock, keys: signingKeys });
+  const authService = createAuthService({ config, clock, hasher, accessTokens });
+  const sessionCleanup = startSessionCleanup({ db, clock, lifetimes: config, logger });
+
   const rpcHandler = connectNodeAdapter({
     routes: (router) => {
-      router.service(AuthService, createAuthHandler());
+      router.service(AuthService, createAuthHandler(authService));
       router.service(UserService, createUserHandler());
     },
     interceptors: [
@@ -34,6 +52,7 @@ export function createApp(config: Config, logger: Logger, orm: MikroORM): Gateho
       createErrorInterceptor(logger),
       createRequestScopeInterceptor(orm),
       createValidateInterceptor(),
+      createAuthenticationInterceptor({ accessTokens, clock, config }),
     ],
     readMaxBytes: config.maxRequestBytes,
     maxTimeoutMs: config.maxCallTimeoutMs,
@@ -67,11 +86,12 @@ export function createApp(config: Config, logger: Logger, orm: MikroORM): Gateho
     config,
     logger,
     rpcHandler: platformRpcHandler,
-    routes: { ...createHealthRoutes(orm) },
+    routes: { ...createHealthRoutes(orm), ...createJwksRoute(signingKeys, logger) },
   });
   return {
     listen: () => server.listen(),
     close: () => {
+      sessionCleanup.stop();
       grpcPlatform.shutdown();
       return server.close();
     },

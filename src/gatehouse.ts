@@ -1,5 +1,6 @@
 import type { MikroORM } from "@mikro-orm/postgresql";
 import { createApp } from "./app.ts";
+import type { Clock } from "./platform/clock.ts";
 import type { Config } from "./platform/config/config.ts";
 import { startEmbeddedPostgres, type EmbeddedDatabase } from "./platform/database/embedded-postgres.ts";
 import { migrate, openDatabase } from "./platform/database/orm.ts";
@@ -29,10 +30,10 @@ export async function connectDatabase(
   }
 }
 
-/** Everything `gatehouse serve` does: database, migrations, server, listen. */
-export async function startGatehouse(config: Config, logger: Logger): Promise<RunningGatehouse> {
+/** Everything `gatehouse serve` does: database, migrations, server, listen. `clock` is for tests. */
+export async function startGatehouse(config: Config, logger: Logger, options: { clock?: Clock } = {}): Promise<RunningGatehouse> {
   const { orm, embedded } = await connectDatabase(config, logger);
-  const server = createApp(config, logger, orm);
+  const server = createApp(config, logger, orm, options);
   let port: number;
   try {
     port = await server.listen();

@@ -1,19 +1,114 @@
-import type { ServiceImpl } from "@connectrpc/connect";
-import type { AuthService } from "../../gen/gatehouse/auth/v1/auth_pb.js";
-import { notBuiltYet } from "../platform/server/unimplemented.ts";
+import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import { SessionSchema, type AuthService } from "../../gen/gatehouse/auth/v1/auth_pb.js";
+import { entityManager } from "../platform/database/request-scope.ts";
+import { gatehouseError } from "../platform/errors/gatehouse-error.ts";
+import { kClient } from "../platform/server/context.ts";
+import { toUserMessage } from "../users/user-mapper.ts";
+import type { AuthServiceImpl, Database } from "./auth-service.ts";
+import { requireCaller } from "./caller.ts";
 
-/** Wire ↔ domain for gatehouse.auth.v1.AuthService. */
-export function createAuthHandler(): ServiceImpl<typeof AuthService> {
+/** The call's database: its EntityManager's executor, and transactions on it. */
+function database(ctx: HandlerContext): Database {
+  const em = entityManager(ctx);
+  const db = em.getKysely() as Database["db"];
+  return { db, transaction: (work) => db.transaction().execute(work) };
+}
+
+/** Wire ↔ domain for gatehouse.auth.v1.AuthService; the rules live in auth-service.ts. */
+export function createAuthHandler(auth: AuthServiceImpl): ServiceImpl<typeof AuthService> {
   return {
-    register: () => notBuiltYet("Register"),
-    login: () => notBuiltYet("Login"),
-    refresh: () => notBuiltYet("Refresh"),
-    logout: () => notBuiltYet("Logout"),
-    logoutAll: () => notBuiltYet("LogoutAll"),
-    getMe: () => notBuiltYet("GetMe"),
-    changePassword: () => notBuiltYet("ChangePassword"),
-    listSessions: () => notBuiltYet("ListSessions"),
-    revokeSession: () => notBuiltYet("RevokeSession"),
-    introspect: () => notBuiltYet("Introspect"),
+    async register(req, ctx) {
+      const { user, tokens } = await auth.register(
+        database(ctx),
+        {
+          username: req.username,
+          email: req.email,
+          password: req.password,
+          firstName: req.firstName,
+          lastName: req.lastName,
+          invitationCode: req.invitationCode,
+        },
+        ctx.values.get(kClient),
+      );
+      return { user: toUserMessage(user), tokens };
+    },
+
+    async login(req, ctx) {
+      const { identifier } = req;
+      // protovalidate already requires one of them; this keeps the type honest.
+      if (identifier.case === undefined) throw gatehouseError("VALIDATION_FAILED", "Send either an email or a username.");
+      const { user, tokens } = await auth.login(
+        database(ctx),
+        {
+          identifier: identifier.case === "email" ? { email: identifier.value } : { username: identifier.value },
+          password: req.password,
+        },
+        ctx.values.get(kClient),
+      );
+      return { user: toUserMessage(user), tokens };
+    },
+
+    async refresh(req, ctx) {
+      return { tokens: await auth.refresh(database(ctx), req.refreshToken, ctx.values.get(kClient)) };
+    },
+
+    async logout(_req, ctx) {
+      await auth.logout(database(ctx), requireCaller(ctx));
+      return {};
+    },
+
+    async logoutAll(req, ctx) {
+      return { revokedSessions: await auth.logoutAll(database(ctx), requireCaller(ctx), req.password) };
+    },
+
+    async getMe(_req, ctx) {
+      return { user: toUserMessage(await auth.getMe(database(ctx), requireCaller(ctx))) };
+    },
+
+    async changePassword(req, ctx) {
+      const tokens = await auth.changePassword(
+        database(ctx),
+        requireCaller(ctx),
+        { currentPassword: req.currentPassword, newPassword: req.newPassword },
+        ctx.values.get(kClient),
+      );
+      return { tokens };
+    },
+
+    async listSessions(_req, ctx) {
+      const sessions = await auth.listSessions(database(ctx), requireCaller(ctx));
+      return {
+        sessions: sessions.map(({ session, current }) =>
+          create(SessionSchema, {
+            id: session.id,
+            createTime: timestampFromDate(session.create_time),
+            lastUseTime: timestampFromDate(session.last_use_time),
+            expireTime: timestampFromDate(session.expire_time),
+            userAgent: session.user_agent,
+            ipAddress: session.ip_address,
+            current,
+          }),
+        ),
+      };
+    },
+
+    async revokeSession(req, ctx) {
+      await auth.revokeSession(database(ctx), requireCaller(ctx), req.sessionId);
+      return {};
+    },
+
+    async introspect(req, ctx) {
+      const result = await auth.introspect(database(ctx), req.token);
+      if (!result.active) return { active: false };
+      return {
+        active: true,
+        sub: result.userId,
+        sid: result.sessionId,
+        roles: [...(result.roles ?? [])],
+        exp: result.expireTime ? timestampFromDate(result.expireTime) : undefined,
+      };
+    },
   };
 }

@@ -5,6 +5,7 @@ import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } f
 import pg from "pg";
 import { AuthService } from "../../gen/gatehouse/auth/v1/auth_pb.js";
 import { UserService } from "../../gen/gatehouse/user/v1/user_pb.js";
+import type { Clock } from "../../src/platform/clock.ts";
 import { loadConfig } from "../../src/platform/config/config.ts";
 import { createLogger } from "../../src/platform/observability/logger.ts";
 import { startGatehouse, type RunningGatehouse } from "../../src/gatehouse.ts";
@@ -30,8 +31,9 @@ export interface TestServer {
 /**
  * Starts a real Gatehouse on a free port against a database of its own, created for it on the
  * run's PostgreSQL (embedded, or the server DATABASE_URL points at) and dropped by `stop()`.
+ * Pass a `clock` (see manual-clock.ts) to move time instead of sleeping.
  */
-export async function startTestServer(env: Record<string, string> = {}): Promise<TestServer> {
+export async function startTestServer(env: Record<string, string> = {}, options: { clock?: Clock } = {}): Promise<TestServer> {
   const adminUrl = process.env.GATEHOUSE_TEST_ADMIN_URL;
   if (!adminUrl) throw new Error("GATEHOUSE_TEST_ADMIN_URL is not set: run the tests with `npm test`");
   const database = `gatehouse_test_${randomBytes(6).toString("hex")}`;
@@ -55,7 +57,7 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
     ...env,
     DATABASE_URL: databaseUrl,
   });
-  const gatehouse = await startGatehouse(config, createLogger(config.logLevel, sink));
+  const gatehouse = await startGatehouse(config, createLogger(config.logLevel, sink), options);
   const baseUrl = `http://127.0.0.1:${gatehouse.port}`;
   const pool = new pg.Pool({ connectionString: databaseUrl, max: 2 });
 

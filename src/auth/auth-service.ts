@@ -1,0 +1,263 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { TokenPair } from "../../gen/gatehouse/auth/v1/auth_pb.js";
+import { hashInvitationCode } from "../invitations/invitation-code.ts";
+import { consumeInvitation } from "../invitations/invitation-repository.ts";
+import type { PasswordHasher } from "../passwords/password-hasher.ts";
+import { checkPasswordPolicy } from "../passwords/password-policy.ts";
+import type { Clock } from "../platform/clock.ts";
+import type { Config } from "../platform/config/config.ts";
+import { gatehouseError } from "../platform/errors/gatehouse-error.ts";
+import { hashRefreshToken, newRefreshToken } from "../sessions/refresh-token.ts";
+import {
+  inspectRefreshToken,
+  listLiveSessions,
+  revokeSession,
+  revokeUserSessions,
+  rotateRefreshToken,
+  sessionEnded,
+  type ClientInfo,
+  type Db,
+  type SessionRow,
+} from "../sessions/session-store.ts";
+import { lookupUsername, normaliseEmail, normaliseUsername } from "../users/identity.ts";
+import type { UserRecord } from "../users/user-mapper.ts";
+import type { AccessTokens } from "./access-token.ts";
+import { authenticate } from "./authentication-interceptor.ts";
+import type { Caller } from "./caller.ts";
+import {
+  findUserRecord,
+  findUserWithHash,
+  insertUser,
+  recordLogin,
+  updatePasswordHash,
+} from "./credential-store.ts";
+import { issueTokenPair, startSession } from "./token-pair.ts";
+
+export interface AuthDeps {
+  readonly config: Config;
+  readonly clock: Clock;
+  readonly hasher: PasswordHasher;
+  readonly accessTokens: AccessTokens;
+}
+
+/** Where database work runs: the call's own executor, and a way to run a unit in one transaction. */
+export interface Database {
+  readonly db: Db;
+  transaction<T>(work: (tx: Db) => Promise<T>): Promise<T>;
+}
+
+export interface SignedIn {
+  readonly user: UserRecord;
+  readonly tokens: TokenPair;
+}
+
+export interface Introspection {
+  readonly active: boolean;
+  readonly userId?: string;
+  readonly sessionId?: string;
+  readonly roles?: readonly string[];
+  readonly expireTime?: Date;
+}
+
+/**
+ * The rules of SPEC §3–§4, free of transport: each method takes the call's database and, for
+ * protected methods, the authenticated caller.
+ */
+export function createAuthService(deps: AuthDeps) {
+  const { config, clock, hasher } = deps;
+
+  /** The same answer for an unknown user, a wrong or empty password: code, reason and message. */
+  const invalidCredentials = () => gatehouseError("INVALID_CREDENTIALS");
+
+  async function verifyCallerPassword(database: Database, caller: Caller, password: string) {
+    const found = await findUserWithHash(database.db, { id: caller.userId });
+    if (!found) {
+      await hasher.verifyDummy(password);
+      throw gatehouseError("SESSION_REVOKED");
+    }
+    const { ok } = await hasher.verify(found.passwordHash, password);
+    if (!ok) throw invalidCredentials();
+    return found;
+  }
+
+  return {
+    async register(
+      database: Database,
+      input: { username: string; email: string; password: string; firstName: string; lastName: string; invitationCode?: string },
+      client: ClientInfo,
+    ): Promise<SignedIn> {
+      if (config.registrationMode === "closed") throw gatehouseError("REGISTRATION_CLOSED");
+      const code = input.invitationCode ?? "";
+      if (config.registrationMode === "invite" && code === "") {
+        throw gatehouseError("INVALID_INVITATION", "Sign-up on this server needs an invitation code.");
+      }
+      const username = normaliseUsername(input.username);
+      const email = normaliseEmail(input.email);
+      checkPasswordPolicy(input.password, { username, email });
+      // Hash before the transaction: no row is locked while argon2 runs.
+      const passwordHash = await hasher.hash(input.password);
+
+      return database.transaction(async (tx) => {
+        const now = clock.now();
+        let roles = ["user"];
+        if (code !== "") {
+          const invitation = await consumeInvitation(tx, { codeHash: hashInvitationCode(code), email, now });
+          if (!invitation) throw gatehouseError("INVALID_INVITATION");
+          if (invitation.roles.length > 0) roles = invitation.roles;
+        }
+        // A taken username or email aborts the transaction, and with it the invitation use.
+        const user = await insertUser(tx, {
+          username,
+          email,
+          passwordHash,
+          firstName: input.firstName,
+          lastName: input.lastName,
+          roles,
+          now,
+        });
+        const tokens = await startSession(deps, tx, { userId: user.id, roles: user.roles, client });
+        return { user, tokens };
+      });
+    },
+
+    async login(
+      database: Database,
+      input: { identifier: { email: string } | { username: string }; password: string },
+      client: ClientInfo,
+    ): Promise<SignedIn> {
+      const by =
+        "email" in input.identifier
+          ? { email: normaliseEmail(input.identifier.email) }
+          : { username: lookupUsername(input.identifier.username) };
+      const found = await findUserWithHash(database.db, by);
+      if (!found) {
+        // Spend the time a real check takes, so timing does not reveal which accounts exist.
+        await hasher.verifyDummy(input.password);
+        throw invalidCredentials();
+      }
+      const { ok, needsRehash } = await hasher.verify(found.passwordHash, input.password);
+      if (!ok || input.password === "") throw invalidCredentials();
+      if (found.user.disabled) throw gatehouseError("ACCOUNT_DISABLED");
+
+      if (needsRehash) {
+        const passwordHash = await hasher.hash(input.password);
+        await updatePasswordHash(database.db, {
+          userId: found.user.id,
+          passwordHash,
+          now: clock.now(),
+          ifUnchanged: found.passwordHash,
+          touch: false,
+        });
+      }
+      return database.transaction(async (tx) => {
+        const user = (await recordLogin(tx, { userId: found.user.id, now: clock.now() })) ?? found.user;
+        const tokens = await startSession(deps, tx, { userId: user.id, roles: user.roles, client });
+        return { user, tokens };
+      });
+    },
+
+    async refresh(database: Database, refreshToken: string, client: ClientInfo): Promise<TokenPair> {
+      const tokenHash = hashRefreshToken(refreshToken);
+      if (!tokenHash) throw gatehouseError("TOKEN_INVALID", "The refresh token is not valid.");
+      // Two attempts: the state read after a failed rotation can be older than the rotation's.
+      for (let attempt = 1; ; attempt++) {
+        const now = clock.now();
+        const successor = newRefreshToken();
+        const rotated = await rotateRefreshToken(database.db, { tokenHash, successorHash: successor.hash, now, lifetimes: config, client });
+        if (rotated) return issueTokenPair(deps, { session: rotated, refreshToken: successor.token, roles: rotated.roles });
+
+        const state = await inspectRefreshToken(database.db, tokenHash);
+        if (!state) throw gatehouseError("TOKEN_INVALID", "The refresh token is not valid.");
+        if (state.revoke_time !== null || state.disabled) throw gatehouseError("SESSION_REVOKED");
+        if (sessionEnded(state, now, config)) throw gatehouseError("TOKEN_EXPIRED", "This session has expired; sign in again.");
+        if (state.rotate_time !== null) {
+          if (now.getTime() - state.rotate_time.getTime() <= config.refreshReuseGraceMs) {
+            // A racing duplicate (two tabs, a retried request): refused, but not treated as theft.
+            throw gatehouseError(
+              "TOKEN_INVALID",
+              "This refresh token was exchanged a moment ago by another request; use the tokens that request received.",
+            );
+          }
+          await revokeSession(database.db, { sessionId: state.session_id, reason: "refresh_token_reused", now, lifetimes: config });
+          throw gatehouseError("REFRESH_TOKEN_REUSED");
+        }
+        if (attempt >= 2) throw new ConnectError("The session changed during the refresh; try again.", Code.Aborted);
+      }
+    },
+
+    async logout(database: Database, caller: Caller): Promise<void> {
+      await revokeSession(database.db, {
+        sessionId: caller.sessionId,
+        userId: caller.userId,
+        reason: "logout",
+        now: clock.now(),
+        lifetimes: config,
+      });
+    },
+
+    async logoutAll(database: Database, caller: Caller, password: string): Promise<number> {
+      await verifyCallerPassword(database, caller, password);
+      return revokeUserSessions(database.db, { userId: caller.userId, reason: "logout_all", now: clock.now(), lifetimes: config });
+    },
+
+    async getMe(database: Database, caller: Caller): Promise<UserRecord> {
+      const user = await findUserRecord(database.db, caller.userId);
+      if (!user) throw gatehouseError("SESSION_REVOKED");
+      return user;
+    },
+
+    /**
+     * Replaces the password and every session of the caller: all sessions end, the current one
+     * included, and the caller is signed in again on a fresh session, so no token issued before
+     * the change (access or refresh, on any device) works afterwards.
+     */
+    async changePassword(
+      database: Database,
+      caller: Caller,
+      input: { currentPassword: string; newPassword: string },
+      client: ClientInfo,
+    ): Promise<TokenPair> {
+      const found = await verifyCallerPassword(database, caller, input.currentPassword);
+      checkPasswordPolicy(input.newPassword, { username: found.user.username, email: found.user.email });
+      const passwordHash = await hasher.hash(input.newPassword);
+      return database.transaction(async (tx) => {
+        const now = clock.now();
+        const changed = await updatePasswordHash(tx, { userId: caller.userId, passwordHash, now, ifUnchanged: found.passwordHash });
+        // Someone changed the password since we checked the current one: the caller's proof is stale.
+        if (!changed) throw invalidCredentials();
+        await revokeUserSessions(tx, { userId: caller.userId, reason: "password_changed", now, lifetimes: config });
+        return startSession(deps, tx, { userId: caller.userId, roles: caller.roles, client });
+      });
+    },
+
+    async listSessions(database: Database, caller: Caller): Promise<{ session: SessionRow; current: boolean }[]> {
+      const sessions = await listLiveSessions(database.db, { userId: caller.userId, now: clock.now(), lifetimes: config });
+      return sessions.map((session) => ({ session, current: session.id === caller.sessionId }));
+    },
+
+    async revokeSession(database: Database, caller: Caller, sessionId: string): Promise<void> {
+      const revoked = await revokeSession(database.db, {
+        sessionId,
+        userId: caller.userId,
+        reason: "revoked_by_user",
+        now: clock.now(),
+        lifetimes: config,
+      });
+      if (!revoked) throw gatehouseError("SESSION_NOT_FOUND");
+    },
+
+    /** RFC 7662 in spirit: anything that would not authenticate a call is simply not active. */
+    async introspect(database: Database, token: string): Promise<Introspection> {
+      try {
+        const claims = await deps.accessTokens.verify(token);
+        const caller = await authenticate(database.db, claims, deps);
+        return { active: true, userId: caller.userId, sessionId: caller.sessionId, roles: caller.roles, expireTime: claims.expireTime };
+      } catch (error) {
+        if (error instanceof ConnectError && error.code === Code.Unauthenticated) return { active: false };
+        throw error;
+      }
+    },
+  };
+}
+
+export type AuthServiceImpl = ReturnType<typeof createAuthService>;

@@ -1,0 +1,68 @@
+import assert from "node:assert/strict";
+import { Code, ConnectError, type Client } from "@connectrpc/connect";
+import type { AuthService, TokenPair } from "../../gen/gatehouse/auth/v1/auth_pb.js";
+import type { User } from "../../gen/gatehouse/user/v1/user_pb.js";
+import { ErrorInfoSchema } from "../../src/platform/errors/error-details.ts";
+import type { TestServer } from "../support/harness.ts";
+
+/** A strong-enough password nobody else uses in these tests. */
+export const PASSWORD = "violet tractor sings at dawn";
+
+let counter = 0;
+/** A username and email no other test of this process has used. */
+export function uniqueIdentity(prefix = "user") {
+  counter++;
+  const username = `${prefix}${process.pid}x${counter}`.slice(0, 32);
+  return { username, email: `${username}@example.com` };
+}
+
+export interface RegisteredUser {
+  readonly user: User;
+  readonly tokens: TokenPair;
+  readonly username: string;
+  readonly email: string;
+  readonly password: string;
+}
+
+/** Registers a fresh user through the API and returns it with its first token pair. */
+export async function registerUser(auth: Client<typeof AuthService>, overrides: { password?: string; prefix?: string } = {}): Promise<RegisteredUser> {
+  const { username, email } = uniqueIdentity(overrides.prefix);
+  const password = overrides.password ?? PASSWORD;
+  const res = await auth.register({ username, email, password, firstName: "Test", lastName: "User" });
+  assert.ok(res.user && res.tokens, "Register returns the user and tokens");
+  return { user: res.user, tokens: res.tokens, username, email, password };
+}
+
+/** Call options that present an access token. */
+export function bearer(accessToken: string) {
+  return { headers: { authorization: `Bearer ${accessToken}` } };
+}
+
+/** Awaits a call that must fail, and checks its code and ErrorInfo reason. */
+export async function rejects(call: Promise<unknown>, code: Code, reason: string): Promise<ConnectError> {
+  const error = await call.then(
+    () => assert.fail(`expected ${Code[code]} ${reason}, but the call succeeded`),
+    (e: unknown) => ConnectError.from(e),
+  );
+  const info = error.findDetails(ErrorInfoSchema)[0];
+  assert.equal(`${Code[error.code]} ${info?.reason}`, `${Code[code]} ${reason}`, error.message);
+  assert.equal(info?.domain, "gatehouse");
+  return error;
+}
+
+export const unauthenticated = (call: Promise<unknown>, reason: string) => rejects(call, Code.Unauthenticated, reason);
+
+/** Strings that must never appear in any response: hashes of every kind. */
+export async function storedSecrets(server: TestServer): Promise<string[]> {
+  const users = await server.sql<{ password_hash: string }>("select password_hash from users");
+  const tokens = await server.sql<{ h: string }>("select encode(token_hash, 'hex') as h, encode(token_hash, 'base64') as b from refresh_tokens");
+  const raw = await server.sql<{ b: string; u: string }>(
+    "select encode(token_hash, 'base64') as b, translate(rtrim(encode(token_hash, 'base64'), '='), '+/', '-_') as u from refresh_tokens",
+  );
+  return [
+    ...users.map((u) => u.password_hash),
+    ...users.map((u) => u.password_hash.split("$").at(-1)!).filter((s) => s.length > 16),
+    ...tokens.map((t) => t.h),
+    ...raw.flatMap((t) => [t.b, t.u]),
+  ];
+}
