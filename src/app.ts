@@ -89,7 +89,11 @@ export function createApp(config: Config, logger: Logger, orm: MikroORM, options
     routes: { ...createHealthRoutes(orm), ...createJwksRoute(signingKeys, logger) },
   });
   return {
-    listen: () => server.listen(),
+    // The first instance to start generates the signing key, before it takes any call.
+    listen: async () => {
+      await signingKeys.active();
+      return server.listen();
+    },
     close: () => {
       sessionCleanup.stop();
       grpcPlatform.shutdown();

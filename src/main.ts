@@ -1,12 +1,14 @@
 import { ConfigError, loadConfig } from "./platform/config/config.ts";
 import { createLogger } from "./platform/observability/logger.ts";
 import { connectDatabase, startGatehouse } from "./gatehouse.ts";
+import { runKeysCommand } from "./signing-keys/keys-command.ts";
 
 const USAGE = `Usage: gatehouse <command>
 
 Commands:
   serve      Migrate the database and serve every protocol on one port (default)
   migrate    Apply pending database migrations and exit
+  keys rotate  Sign new access tokens with a new key; old public keys stay in the JWKS until their tokens expire
 
 Configuration comes from environment variables; see the README.`;
 
@@ -39,6 +41,8 @@ async function main(argv: string[]): Promise<number> {
       logger.info("database is up to date");
       return 0;
     }
+    case "keys":
+      return runKeysCommand(rest, config, logger);
     default:
       console.error(`Unknown command "${command}".\n\n${USAGE}`);
       return 2;

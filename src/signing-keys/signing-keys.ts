@@ -65,8 +65,13 @@ export function createSigningKeys(options: { db: () => Kysely<unknown>; config: 
       }
     })());
 
+  /** Age of the cache by the application clock (a clock set backwards counts as stale). */
+  const age = (keys: LoadedKeys) => {
+    const ms = clock.now().getTime() - keys.at;
+    return ms < 0 ? Number.POSITIVE_INFINITY : ms;
+  };
   const fresh = async (): Promise<LoadedKeys> => {
-    if (loaded && Date.now() - loaded.at < KEY_CACHE_MS) return loaded;
+    if (loaded && age(loaded) < KEY_CACHE_MS) return loaded;
     return reload();
   };
 
@@ -75,7 +80,7 @@ export function createSigningKeys(options: { db: () => Kysely<unknown>; config: 
     async verificationKey(kid) {
       const keys = await fresh();
       const key = keys.publicKeys.get(kid);
-      if (key || Date.now() - keys.at < UNKNOWN_KID_RELOAD_MS) return key;
+      if (key || age(keys) < UNKNOWN_KID_RELOAD_MS) return key;
       return (await reload()).publicKeys.get(kid);
     },
     jwks: async () => ({ keys: (await fresh()).published }),
@@ -157,7 +162,7 @@ async function loadKeys(db: Kysely<unknown>, alg: SigningAlgorithm, clock: Clock
     published.push(row.public_jwk);
   }
   return {
-    at: Date.now(),
+    at: now.getTime(),
     active: { kid: activeRow.kid, alg, privateKey: (await importJWK(activeRow.private_jwk, alg)) as CryptoKey },
     published,
     publicKeys,

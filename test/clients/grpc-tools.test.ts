@@ -259,10 +259,12 @@ describe("gRPC health follows the database", () => {
   test("an unknown service is SERVICE_UNKNOWN to Watch and NOT_FOUND to Check", async () => {
     const health = createClient(Health, server.transport("connect-binary"));
     await assert.rejects(health.check({ service: "nope.v1.Nope" }), (e: unknown) => ConnectError.from(e).code === Code.NotFound);
-    for await (const update of health.watch({ service: "nope.v1.Nope" })) {
+    const watching = new AbortController();
+    for await (const update of health.watch({ service: "nope.v1.Nope" }, { signal: watching.signal })) {
       assert.equal(update.status, ServingStatus.SERVICE_UNKNOWN);
       break;
     }
+    watching.abort();
   });
 
   test("shutdown reports NOT_SERVING to watchers and ends their streams instead of holding the drain", async () => {
