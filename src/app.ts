@@ -17,6 +17,7 @@ import { createErrorInterceptor } from "./platform/errors/error-interceptor.ts";
 import { cachedReadiness } from "./platform/grpc/grpc-health.ts";
 import { createGrpcPlatform } from "./platform/grpc/grpc-platform.ts";
 import type { Logger } from "./platform/observability/logger.ts";
+import { createMetrics, kMetrics } from "./platform/observability/metrics.ts";
 import { createRequestLogInterceptor } from "./platform/observability/request-log.ts";
 import { kClient } from "./platform/server/context.ts";
 import { createHealthRoutes, isDatabaseReachable } from "./platform/server/health-routes.ts";
@@ -30,7 +31,7 @@ import { createUserHandler } from "./users/user-handler.ts";
 
 /**
  * The composition root: every service, interceptor and endpoint of Gatehouse, wired once.
- * Interceptors run outermost first: log → map errors → scope the database → validate →
+ * Interceptors run outermost first: metrics → log → map errors → scope the database → validate →
  * authenticate. `clock` decides every expiry (tests pass one they can move).
  */
 export function createApp(config: Config, logger: Logger, orm: MikroORM, options: { clock?: Clock } = {}): GatehouseServer {
@@ -42,12 +43,17 @@ export function createApp(config: Config, logger: Logger, orm: MikroORM, options
   const authService = createAuthService({ config, clock, hasher, accessTokens });
   const sessionCleanup = startSessionCleanup({ db, clock, lifetimes: config, logger });
 
+  const metrics = createMetrics();
+  metrics.registerDatabasePool(() => orm.em.getConnection().getNativeClient());
+  metrics.registerHashQueueGauge(() => hasher.queueDepth);
+
   const rpcHandler = connectNodeAdapter({
     routes: (router) => {
       router.service(AuthService, createAuthHandler(authService));
       router.service(UserService, createUserHandler());
     },
     interceptors: [
+      metrics.interceptor,
       createRequestLogInterceptor(logger),
       createErrorInterceptor(logger),
       createRequestScopeInterceptor(orm),
@@ -58,10 +64,12 @@ export function createApp(config: Config, logger: Logger, orm: MikroORM, options
     maxTimeoutMs: config.maxCallTimeoutMs,
     jsonOptions: { ignoreUnknownFields: false },
     contextValues: (req) =>
-      createContextValues().set(kClient, {
-        ipAddress: req.socket.remoteAddress ?? "",
-        userAgent: String(req.headers["user-agent"] ?? "").slice(0, 512),
-      }),
+      createContextValues()
+        .set(kClient, {
+          ipAddress: req.socket.remoteAddress ?? "",
+          userAgent: String(req.headers["user-agent"] ?? "").slice(0, 512),
+        })
+        .set(kMetrics, metrics),
     fallback: sendNotFound,
   });
 
@@ -76,7 +84,7 @@ export function createApp(config: Config, logger: Logger, orm: MikroORM, options
   });
   const platformRpcHandler = connectNodeAdapter({
     routes: grpcPlatform.routes,
-    interceptors: [createRequestLogInterceptor(logger)],
+    interceptors: [metrics.interceptor, createRequestLogInterceptor(logger)],
     readMaxBytes: config.maxRequestBytes,
     maxTimeoutMs: config.maxCallTimeoutMs,
     fallback: rpcHandler,
@@ -86,7 +94,7 @@ export function createApp(config: Config, logger: Logger, orm: MikroORM, options
     config,
     logger,
     rpcHandler: platformRpcHandler,
-    routes: { ...createHealthRoutes(orm), ...createJwksRoute(signingKeys, logger) },
+    routes: { ...createHealthRoutes(orm), "/metrics": metrics.route, ...createJwksRoute(signingKeys, logger) },
   });
   return {
     // The first instance to start generates the signing key, before it takes any call.
