@@ -50,7 +50,7 @@ export function createApp(config: Config, logger: Logger, orm: MikroORM, options
   const rpcHandler = connectNodeAdapter({
     routes: (router) => {
       router.service(AuthService, createAuthHandler(authService));
-      router.service(UserService, createUserHandler());
+      router.service(UserService, createUserHandler({ config, passwordHasher: hasher, clock }));
     },
     interceptors: [
       metrics.interceptor,

@@ -5,6 +5,7 @@ import type { Config } from "./platform/config/config.ts";
 import { startEmbeddedPostgres, type EmbeddedDatabase } from "./platform/database/embedded-postgres.ts";
 import { migrate, openDatabase } from "./platform/database/orm.ts";
 import type { Logger } from "./platform/observability/logger.ts";
+import { bootstrapAdmin } from "./users/first-admin.ts";
 
 export interface RunningGatehouse {
   readonly port: number;
@@ -33,6 +34,13 @@ export async function connectDatabase(
 /** Everything `gatehouse serve` does: database, migrations, server, listen. `clock` is for tests. */
 export async function startGatehouse(config: Config, logger: Logger, options: { clock?: Clock } = {}): Promise<RunningGatehouse> {
   const { orm, embedded } = await connectDatabase(config, logger);
+  try {
+    await bootstrapAdmin(orm, config, logger);
+  } catch (error) {
+    await orm.close();
+    await embedded?.stop();
+    throw error;
+  }
   const server = createApp(config, logger, orm, options);
   let port: number;
   try {

@@ -128,9 +128,10 @@ export async function revokeUserSessions(db: Db, userId: string, reason: string,
   return Number(result.numAffectedRows ?? 0);
 }
 
-export async function anyEnabledAdmin(db: Db): Promise<boolean> {
+/** Whether any user has the `admin` role, enabled or not. */
+export async function anyAdmin(db: Db): Promise<boolean> {
   const { rows } = await sql<{ found: boolean }>`SELECT EXISTS (
-    SELECT 1 FROM users WHERE roles @> ARRAY[${ADMIN_ROLE}]::text[] AND NOT disabled) AS found`.execute(db);
+    SELECT 1 FROM users WHERE roles @> ARRAY[${ADMIN_ROLE}]::text[]) AS found`.execute(db);
   return rows[0]?.found === true;
 }
 
