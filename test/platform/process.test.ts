@@ -84,10 +84,10 @@ describe("the gatehouse process", () => {
     await client.connect();
     const tables = await client.query("select tablename from pg_tables where schemaname = 'public' order by 1");
     await client.end();
-    assert.deepEqual(
-      tables.rows.map((r: { tablename: string }) => r.tablename),
-      ["gatehouse_migrations", "invitations", "refresh_tokens", "sessions", "signing_keys", "users"],
-    );
+    const names = tables.rows.map((r: { tablename: string }) => r.tablename);
+    for (const table of ["gatehouse_migrations", "invitations", "refresh_tokens", "sessions", "signing_keys", "users"]) {
+      assert.ok(names.includes(table), `table ${table} exists`);
+    }
   });
 
   test("a bad configuration stops the process with a message naming the variable", async () => {
