@@ -66,7 +66,8 @@ export function createApp(config: Config, logger: Logger, orm: MikroORM, options
     contextValues: (req) =>
       createContextValues()
         .set(kClient, {
-          ipAddress: req.socket.remoteAddress ?? "",
+          // h2c connections reach HTTP/2 through a replaying stream (protocol-listener.ts), which holds the peer address.
+          ipAddress: req.socket.remoteAddress ?? (req.socket as { stream?: { remoteAddress?: string } }).stream?.remoteAddress ?? "",
           userAgent: String(req.headers["user-agent"] ?? "").slice(0, 512),
         })
         .set(kMetrics, metrics),

@@ -3,7 +3,6 @@ import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import type { AuthService, TokenPair } from "../../gen/gatehouse/auth/v1/auth_pb.js";
 import type { User } from "../../gen/gatehouse/user/v1/user_pb.js";
 import { ErrorInfoSchema } from "../../src/platform/errors/error-details.ts";
-import type { TestServer } from "../support/harness.ts";
 
 /** A strong-enough password nobody else uses in these tests. */
 export const PASSWORD = "violet tractor sings at dawn";
@@ -51,18 +50,3 @@ export async function rejects(call: Promise<unknown>, code: Code, reason: string
 }
 
 export const unauthenticated = (call: Promise<unknown>, reason: string) => rejects(call, Code.Unauthenticated, reason);
-
-/** Strings that must never appear in any response: hashes of every kind. */
-export async function storedSecrets(server: TestServer): Promise<string[]> {
-  const users = await server.sql<{ password_hash: string }>("select password_hash from users");
-  const tokens = await server.sql<{ h: string }>("select encode(token_hash, 'hex') as h, encode(token_hash, 'base64') as b from refresh_tokens");
-  const raw = await server.sql<{ b: string; u: string }>(
-    "select encode(token_hash, 'base64') as b, translate(rtrim(encode(token_hash, 'base64'), '='), '+/', '-_') as u from refresh_tokens",
-  );
-  return [
-    ...users.map((u) => u.password_hash),
-    ...users.map((u) => u.password_hash.split("$").at(-1)!).filter((s) => s.length > 16),
-    ...tokens.map((t) => t.h),
-    ...raw.flatMap((t) => [t.b, t.u]),
-  ];
-}
