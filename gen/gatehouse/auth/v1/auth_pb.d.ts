@@ -498,7 +498,8 @@ export declare const ChangePasswordRequestSchema: GenMessage<ChangePasswordReque
  */
 export declare type ChangePasswordResponse = Message<"gatehouse.auth.v1.ChangePasswordResponse"> & {
   /**
-   * New tokens for the current session; the previous ones no longer work.
+   * Tokens of the caller's new session; every token issued before the change
+   * no longer works.
    *
    * @generated from field: gatehouse.auth.v1.TokenPair tokens = 1;
    */
@@ -743,7 +744,10 @@ export declare const AuthService: GenService<{
    *
    * Errors:
    * - `unauthenticated` TOKEN_INVALID: the refresh token is unknown or
-   *   malformed.
+   *   malformed; or it was traded in moments ago (within the server's reuse
+   *   grace window, 10 seconds by default) by another request, such as a
+   *   second tab refreshing at the same time. That duplicate is refused
+   *   without ending the session: use the tokens the other request received.
    * - `unauthenticated` TOKEN_EXPIRED: the session has reached its absolute or
    *   idle lifetime.
    * - `unauthenticated` SESSION_REVOKED: the session has ended (logout,
@@ -807,9 +811,10 @@ export declare const AuthService: GenService<{
     output: typeof GetMeResponseSchema;
   },
   /**
-   * Changes the caller's password. Ends every other session of the caller
-   * and returns a new token pair for the current one; the caller's old
-   * refresh token stops working.
+   * Changes the caller's password. Ends every session of the caller and
+   * signs the caller in again on a new session (a new `session_id`): the
+   * returned token pair replaces every token issued before the change, on
+   * this device and all others.
    *
    * Access: any signed-in user.
    *
