@@ -14,14 +14,44 @@ Commands:
   create-admin Create an admin user (password from standard input or a hidden prompt)
   seed       Create fake users for benchmarks (--count <n>)
 
+Run "gatehouse <command> --help" for a command's own help.
 Configuration comes from environment variables; see the README.`;
 
-const COMMAND_USAGE: Record<string, string> = { "create-admin": CREATE_ADMIN_USAGE, seed: SEED_USAGE };
+const SERVE_USAGE = `Usage: gatehouse serve
+
+Starts PostgreSQL (embedded, unless DATABASE_URL is set), applies pending migrations and serves
+Connect, gRPC and gRPC-Web on GATEHOUSE_HOST:GATEHOUSE_PORT (default 0.0.0.0:8080), with
+/healthz, /readyz, /metrics and /.well-known/jwks.json beside them. SIGINT or SIGTERM drains
+in-flight calls (up to GATEHOUSE_SHUTDOWN_TIMEOUT), then stops.`;
+
+const MIGRATE_USAGE = `Usage: gatehouse migrate
+
+Applies every pending database migration in one transaction, logs the ones applied, and exits.
+Run it once as a release step before rolling out several instances.`;
+
+const KEYS_USAGE = `Usage: gatehouse keys rotate
+
+Generates a new signing key (GATEHOUSE_SIGNING_ALG); every instance signs with it within a
+minute. Tokens signed with the old key keep verifying until they expire: its public key stays in
+/.well-known/jwks.json until then.`;
+
+const COMMAND_USAGE: Record<string, string> = {
+  serve: SERVE_USAGE,
+  migrate: MIGRATE_USAGE,
+  keys: KEYS_USAGE,
+  "create-admin": CREATE_ADMIN_USAGE,
+  seed: SEED_USAGE,
+};
 
 async function main(argv: string[]): Promise<number> {
   const [command = "serve", ...rest] = argv;
-  if (command === "--help" || command === "-h" || command === "help" || rest.includes("--help")) {
-    console.log(COMMAND_USAGE[command] ?? USAGE);
+  if (command === "--help" || command === "-h" || command === "help") {
+    // `gatehouse help seed` is `gatehouse seed --help`.
+    console.log((rest[0] && Object.hasOwn(COMMAND_USAGE, rest[0]) ? COMMAND_USAGE[rest[0]] : undefined) ?? USAGE);
+    return 0;
+  }
+  if (rest.includes("--help") || rest.includes("-h")) {
+    console.log(Object.hasOwn(COMMAND_USAGE, command) ? COMMAND_USAGE[command] : USAGE);
     return 0;
   }
   const config = loadConfig();
