@@ -2,18 +2,17 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { mkdtemp, mkdir, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
 import { startTestServer, type TestServer } from "../support/harness.ts";
+import { ensureClientBuilt, ROOT } from "./client-build.ts";
 
 /**
  * Gatehouse as another project sees it: a dependency named `gatehouse` (linked into a throwaway
  * project's node_modules), imported through package.json `exports` only, in plain JavaScript and
  * type-checked TypeScript.
  */
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), "../..");
 const run = promisify(execFile);
 
 const CONSUMER_TS = `
@@ -52,7 +51,7 @@ describe("the gatehouse package, from another project", () => {
   let server: TestServer;
   let project: string;
   before(async () => {
-    await run(join(ROOT, "node_modules/.bin/tsc"), ["-p", join(ROOT, "tsconfig.client.json")], { cwd: ROOT });
+    await ensureClientBuilt();
     project = await mkdtemp(join(tmpdir(), "gatehouse-consumer-"));
     await mkdir(join(project, "node_modules/@connectrpc"), { recursive: true });
     await symlink(ROOT, join(project, "node_modules/gatehouse"));
