@@ -9,7 +9,7 @@ import { createAuthHandler } from "./auth/auth-handler.ts";
 import { createAuthService } from "./auth/auth-service.ts";
 import { createAuthenticationInterceptor } from "./auth/authentication-interceptor.ts";
 import { createPasswordHasher } from "./passwords/password-hasher.ts";
-import { systemClock, type Clock } from "./platform/clock.ts";
+import { createDatabaseClock, readDatabaseTime, type Clock } from "./platform/clock.ts";
 import type { Config } from "./platform/config/config.ts";
 import { createRequestScopeInterceptor } from "./platform/database/request-scope.ts";
 import { ErrorInfoSchema } from "./platform/errors/error-details.ts";
@@ -35,8 +35,15 @@ import { createUserHandler } from "./users/user-handler.ts";
  * authenticate. `clock` decides every expiry (tests pass one they can move).
  */
 export function createApp(config: Config, logger: Logger, orm: MikroORM, options: { clock?: Clock } = {}): GatehouseServer {
-  const clock = options.clock ?? systemClock;
   const db = (): Db => orm.em.getConnection().getClient();
+  // Every instance decides expiry by the database's clock, whatever its own host's clock says.
+  const databaseClock = options.clock
+    ? undefined
+    : createDatabaseClock(
+        () => readDatabaseTime(db()),
+        (err) => logger.warn({ err }, "could not read the database clock; keeping the last offset"),
+      );
+  const clock = options.clock ?? databaseClock!;
   const hasher = createPasswordHasher(config);
   const signingKeys = createSigningKeys({ db, config, clock });
   const accessTokens = createAccessTokens({ config, clock, keys: signingKeys });
@@ -100,11 +107,16 @@ export function createApp(config: Config, logger: Logger, orm: MikroORM, options
   return {
     // The first instance to start generates the signing key, before it takes any call.
     listen: async () => {
+      await databaseClock?.sync();
+      if (databaseClock && Math.abs(databaseClock.offsetMs) > 1_000) {
+        logger.warn({ offsetMs: Math.round(databaseClock.offsetMs) }, "this host's clock differs from the database's; using the database's");
+      }
       await signingKeys.active();
       return server.listen();
     },
     close: () => {
       sessionCleanup.stop();
+      databaseClock?.stop();
       grpcPlatform.shutdown();
       return server.close();
     },
