@@ -66,6 +66,20 @@ describe("Register in open mode (the default)", () => {
     }
   });
 
+  test("20 parallel registrations of one email create one user; the rest get EMAIL_TAKEN, never a 5xx", async () => {
+    const email = `${uniqueIdentity("para").username}@example.com`;
+    const results = await Promise.allSettled(
+      Array.from({ length: 20 }, (_, i) =>
+        server.auth(i % 2 ? "grpc" : "connect-json").register({ username: uniqueIdentity("para").username, email, password: PASSWORD }),
+      ),
+    );
+    assert.equal(results.filter((r) => r.status === "fulfilled").length, 1);
+    for (const result of results) {
+      if (result.status === "rejected") await rejects(Promise.reject(result.reason), Code.AlreadyExists, "EMAIL_TAKEN");
+    }
+    assert.equal((await server.sql("select 1 from users where email = $1", [email])).length, 1);
+  });
+
   test("usernames fold: case and full-width forms are one identity", async () => {
     const auth = server.auth();
     const n = String(Date.now() % 100000);
