@@ -2,6 +2,7 @@ import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type Cry
 import { sql, type Kysely } from "kysely";
 import type { Clock } from "../platform/clock.ts";
 import type { Config, SigningAlgorithm } from "../platform/config/config.ts";
+import { openPrivateJwk, sealPrivateJwk } from "./private-key-sealing.ts";
 
 /** How long an instance trusts its in-memory copy of the key table before reading it again. */
 export const KEY_CACHE_MS = 60_000;
@@ -29,7 +30,8 @@ interface KeyRow {
   kid: string;
   algorithm: string;
   public_jwk: JWK;
-  private_jwk: JWK | null;
+  /** A private JWK, sealed when GATEHOUSE_SIGNING_KEY_SECRET is set (see private-key-sealing.ts). */
+  private_jwk: unknown;
   retire_time: Date | null;
   remove_time: Date | null;
 }
@@ -41,7 +43,7 @@ interface LoadedKeys {
   readonly publicKeys: ReadonlyMap<string, CryptoKey>;
 }
 
-type KeyConfig = Pick<Config, "signingAlg" | "accessTokenTtlMs">;
+type KeyConfig = Pick<Config, "signingAlg" | "accessTokenTtlMs" | "signingKeySecret">;
 
 /**
  * The signing keys every instance shares through the `signing_keys` table. Private keys are
@@ -58,7 +60,7 @@ export function createSigningKeys(options: { db: () => Kysely<unknown>; config: 
     (loading ??= (async () => {
       try {
         await ensureSigningKey(db(), config, clock);
-        loaded = await loadKeys(db(), config.signingAlg, clock);
+        loaded = await loadKeys(db(), config, clock);
         return loaded;
       } finally {
         loading = undefined;
@@ -134,14 +136,15 @@ async function insertNewKey(db: Kysely<unknown>, config: KeyConfig, clock: Clock
   const publicJwk = await exportJWK(publicKey);
   const kid = await calculateJwkThumbprint(publicJwk);
   const published: JWK = { ...publicJwk, kid, alg, use: "sig" };
-  const privateJwk: JWK = { ...(await exportJWK(privateKey)), kid, alg };
+  const privateJwk = sealPrivateJwk({ ...(await exportJWK(privateKey)), kid, alg }, kid, config.signingKeySecret);
   await sql`
     insert into signing_keys (kid, algorithm, public_jwk, private_jwk, create_time)
     values (${kid}, ${alg}, ${JSON.stringify(published)}::jsonb, ${JSON.stringify(privateJwk)}::jsonb, ${clock.now()})`.execute(db);
   return kid;
 }
 
-async function loadKeys(db: Kysely<unknown>, alg: SigningAlgorithm, clock: Clock): Promise<LoadedKeys> {
+async function loadKeys(db: Kysely<unknown>, config: KeyConfig, clock: Clock): Promise<LoadedKeys> {
+  const alg = config.signingAlg;
   const now = clock.now();
   // Only the newest active key's private half leaves the database.
   const { rows } = await sql<KeyRow>`
@@ -153,7 +156,7 @@ async function loadKeys(db: Kysely<unknown>, alg: SigningAlgorithm, clock: Clock
     where remove_time is null or remove_time > ${now}
     order by create_time desc`.execute(db);
   const activeRow = rows.find((row) => row.private_jwk !== null);
-  if (!activeRow?.private_jwk) throw new Error("no active signing key after ensureSigningKey");
+  if (!activeRow) throw new Error("no active signing key after ensureSigningKey");
   const publicKeys = new Map<string, CryptoKey>();
   const published: JWK[] = [];
   // Verification accepts only the configured algorithm, so only its keys are published.
@@ -163,7 +166,11 @@ async function loadKeys(db: Kysely<unknown>, alg: SigningAlgorithm, clock: Clock
   }
   return {
     at: now.getTime(),
-    active: { kid: activeRow.kid, alg, privateKey: (await importJWK(activeRow.private_jwk, alg)) as CryptoKey },
+    active: {
+      kid: activeRow.kid,
+      alg,
+      privateKey: (await importJWK(openPrivateJwk(activeRow.private_jwk, activeRow.kid, config.signingKeySecret), alg)) as CryptoKey,
+    },
     published,
     publicKeys,
   };

@@ -1,8 +1,11 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from "jose";
+import { systemClock } from "../../src/platform/clock.ts";
+import { loadConfig } from "../../src/platform/config/config.ts";
 import { createLogger } from "../../src/platform/observability/logger.ts";
 import { startSessionCleanup } from "../../src/sessions/session-cleanup.ts";
+import { createSigningKeys } from "../../src/signing-keys/signing-keys.ts";
 import { createManualClock } from "../support/manual-clock.ts";
 import { startTestServer, type TestServer } from "../support/harness.ts";
 import { runGatehouse } from "../support/process.ts";
@@ -101,5 +104,36 @@ describe("ES256 signing", () => {
     assert.equal(published.keys[0]!.crv, "P-256");
     await jwtVerify(alice.tokens.accessToken, createLocalJWKSet(published), { ...verifyOptions, algorithms: ["ES256"] });
     assert.equal((await server.auth().getMe({}, bearer(alice.tokens.accessToken))).user?.id, alice.user.id);
+  });
+});
+
+describe("private signing keys sealed with GATEHOUSE_SIGNING_KEY_SECRET", () => {
+  const secret = "s3cret-for-tests-only-0123456789abcdef";
+  let server: TestServer;
+  before(async () => {
+    server = await startTestServer({ GATEHOUSE_SIGNING_KEY_SECRET: secret });
+  });
+  after(() => server.stop());
+
+  test("the database holds only ciphertext, tokens still sign and verify, and the wrong secret cannot use the key", async () => {
+    const [row] = await server.sql<{ kid: string; private_jwk: Record<string, unknown> }>("select kid, private_jwk from signing_keys");
+    assert.equal(row!.private_jwk.sealed, "A256GCM");
+    assert.equal(row!.private_jwk.d, undefined, "no private key material in the clear");
+    const alice = await registerUser(server.auth());
+    await jwtVerify(alice.tokens.accessToken, createLocalJWKSet(await jwks(server)), verifyOptions);
+
+    const db = () => server.gatehouse.orm.em.getConnection().getClient();
+    const config = { signingAlg: "EdDSA" as const, accessTokenTtlMs: 15 * 60_000 };
+    await assert.rejects(createSigningKeys({ db, config: { ...config, signingKeySecret: undefined }, clock: systemClock }).active(), /is encrypted/);
+    await assert.rejects(
+      createSigningKeys({ db, config: { ...config, signingKeySecret: `${secret}-other` }, clock: systemClock }).active(),
+      /cannot be decrypted/,
+    );
+    const right = await createSigningKeys({ db, config: { ...config, signingKeySecret: secret }, clock: systemClock }).active();
+    assert.equal(right.kid, row!.kid);
+  });
+
+  test("a secret shorter than 32 characters stops start-up with a message naming the variable", () => {
+    assert.throws(() => loadConfig({ GATEHOUSE_SIGNING_KEY_SECRET: "short" }), /GATEHOUSE_SIGNING_KEY_SECRET must be at least 32 characters/);
   });
 });

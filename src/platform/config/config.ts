@@ -19,6 +19,8 @@ export interface Config {
   readonly sessionIdleTtlMs: number;
   readonly refreshReuseGraceMs: number;
   readonly signingAlg: SigningAlgorithm;
+  /** When set, private signing keys are stored encrypted with a key derived from it. */
+  readonly signingKeySecret: string | undefined;
   readonly argon2: { readonly memoryKib: number; readonly iterations: number; readonly parallelism: number };
   readonly hashConcurrency: number;
   readonly registrationMode: RegistrationMode;
@@ -156,6 +158,7 @@ export function loadConfig(env: Env = process.env): Config {
     sessionIdleTtlMs: duration("GATEHOUSE_SESSION_IDLE_TTL", "7d"),
     refreshReuseGraceMs: duration("GATEHOUSE_REFRESH_REUSE_GRACE", "10s", { allowZero: true }),
     signingAlg: oneOf<SigningAlgorithm>("GATEHOUSE_SIGNING_ALG", "EdDSA", ["EdDSA", "ES256"]),
+    signingKeySecret: env.GATEHOUSE_SIGNING_KEY_SECRET || undefined,
     argon2: {
       memoryKib: integer("GATEHOUSE_ARGON2_MEMORY_KIB", 19456, 1024, 4_194_304),
       iterations: integer("GATEHOUSE_ARGON2_ITERATIONS", 2, 1, 100),
@@ -175,6 +178,9 @@ export function loadConfig(env: Env = process.env): Config {
     shutdownTimeoutMs: duration("GATEHOUSE_SHUTDOWN_TIMEOUT", "10s"),
   };
 
+  if (config.signingKeySecret !== undefined && config.signingKeySecret.length < 32) {
+    problems.push("GATEHOUSE_SIGNING_KEY_SECRET must be at least 32 characters (for example the output of `openssl rand -base64 32`)");
+  }
   if (config.sessionIdleTtlMs > config.sessionTtlMs) {
     problems.push("GATEHOUSE_SESSION_IDLE_TTL must not be longer than GATEHOUSE_SESSION_TTL");
   }
