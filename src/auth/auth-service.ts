@@ -181,7 +181,8 @@ export function createAuthService(deps: AuthDeps) {
           await revokeSession(database.db, { sessionId: state.session_id, reason: "refresh_token_reused", now, lifetimes: config });
           throw gatehouseError("REFRESH_TOKEN_REUSED");
         }
-        if (attempt >= 2) throw new ConnectError("The session changed during the refresh; try again.", Code.Aborted);
+        // The session changed between the two statements twice in a row (say, disabled and enabled again).
+        if (attempt >= 2) throw gatehouseError("TOKEN_INVALID", "The refresh token could not be used just now; try again.");
       }
     },
 
