@@ -8,6 +8,7 @@ import { createAccessTokens } from "./auth/access-token.ts";
 import { createAuthHandler } from "./auth/auth-handler.ts";
 import { createAuthService } from "./auth/auth-service.ts";
 import { createAuthenticationInterceptor } from "./auth/authentication-interceptor.ts";
+import { createRefreshCookies } from "./auth/refresh-cookie.ts";
 import { createPasswordHasher } from "./passwords/password-hasher.ts";
 import { createDatabaseClock, readDatabaseTime, type Clock } from "./platform/clock.ts";
 import type { Config } from "./platform/config/config.ts";
@@ -56,7 +57,7 @@ export function createApp(config: Config, logger: Logger, orm: MikroORM, options
 
   const rpcHandler = connectNodeAdapter({
     routes: (router) => {
-      router.service(AuthService, createAuthHandler(authService));
+      router.service(AuthService, createAuthHandler(authService, createRefreshCookies(config)));
       router.service(UserService, createUserHandler({ config, passwordHasher: hasher, clock }));
     },
     interceptors: [

@@ -17,7 +17,16 @@ const bearer: Interceptor = (next) => (req) => {
   if (tokens) req.header.set("authorization", `Bearer ${tokens.accessToken}`);
   return next(req);
 };
-const auth = createClient(AuthService, createConnectTransport({ baseUrl, interceptors: [bearer] }));
+// credentials: "include" lets Gatehouse's cookie mode (GATEHOUSE_REFRESH_COOKIE=on) work: the refresh
+// token then lives in an HttpOnly cookie, the responses carry an empty one, and Refresh reads the cookie.
+const auth = createClient(
+  AuthService,
+  createConnectTransport({
+    baseUrl,
+    interceptors: [bearer],
+    fetch: (input, init) => globalThis.fetch(input, { ...init, credentials: "include" }),
+  }),
+);
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 const field = (form: HTMLFormElement, name: string) => (form.elements.namedItem(name) as HTMLInputElement).value;
@@ -38,6 +47,7 @@ function show(user: User | undefined): void {
   $("session-id").textContent = tokens.sessionId;
   $("token-expiry").textContent = tokens.accessTokenExpireTime ? timestampDate(tokens.accessTokenExpireTime).toISOString() : "";
   $("refresh-count").textContent = String(refreshes);
+  $("refresh-token-location").textContent = tokens.refreshToken ? "held by this page" : "HttpOnly cookie (cookie mode)";
 }
 
 /** Runs an action, showing Gatehouse's error message (and reason) when it fails. */

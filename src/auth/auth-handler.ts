@@ -8,6 +8,7 @@ import { kClient } from "../platform/server/context.ts";
 import { toUserMessage } from "../users/user-mapper.ts";
 import type { AuthServiceImpl, Database } from "./auth-service.ts";
 import { requireCaller } from "./caller.ts";
+import type { RefreshCookies } from "./refresh-cookie.ts";
 
 /** The call's database: its EntityManager's executor, and transactions on it. */
 function database(ctx: HandlerContext): Database {
@@ -17,7 +18,10 @@ function database(ctx: HandlerContext): Database {
 }
 
 /** Wire ↔ domain for gatehouse.auth.v1.AuthService; the rules live in auth-service.ts. */
-export function createAuthHandler(auth: AuthServiceImpl): ServiceImpl<typeof AuthService> {
+export function createAuthHandler(
+  auth: AuthServiceImpl,
+  cookies: RefreshCookies = { deliver: (_ctx, tokens) => tokens, refreshToken: (_ctx, token) => token, clear: () => {} },
+): ServiceImpl<typeof AuthService> {
   return {
     async register(req, ctx) {
       const { user, tokens } = await auth.register(
@@ -32,7 +36,7 @@ export function createAuthHandler(auth: AuthServiceImpl): ServiceImpl<typeof Aut
         },
         ctx.values.get(kClient),
       );
-      return { user: toUserMessage(user), tokens };
+      return { user: toUserMessage(user), tokens: cookies.deliver(ctx, tokens) };
     },
 
     async login(req, ctx) {
@@ -47,15 +51,17 @@ export function createAuthHandler(auth: AuthServiceImpl): ServiceImpl<typeof Aut
         },
         ctx.values.get(kClient),
       );
-      return { user: toUserMessage(user), tokens };
+      return { user: toUserMessage(user), tokens: cookies.deliver(ctx, tokens) };
     },
 
     async refresh(req, ctx) {
-      return { tokens: await auth.refresh(database(ctx), req.refreshToken, ctx.values.get(kClient)) };
+      const refreshToken = cookies.refreshToken(ctx, req.refreshToken);
+      return { tokens: cookies.deliver(ctx, await auth.refresh(database(ctx), refreshToken, ctx.values.get(kClient))) };
     },
 
     async logout(_req, ctx) {
       await auth.logout(database(ctx), requireCaller(ctx));
+      cookies.clear(ctx);
       return {};
     },
 
@@ -74,7 +80,7 @@ export function createAuthHandler(auth: AuthServiceImpl): ServiceImpl<typeof Aut
         { currentPassword: req.currentPassword, newPassword: req.newPassword },
         ctx.values.get(kClient),
       );
-      return { tokens };
+      return { tokens: cookies.deliver(ctx, tokens) };
     },
 
     async listSessions(_req, ctx) {

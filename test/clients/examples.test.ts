@@ -82,14 +82,14 @@ describe("examples/node-backend: a service protected with verifyAccessToken", ()
   });
 });
 
-describe("examples/browser: Connect-Web in headless Chromium", () => {
+for (const cookieMode of [false, true]) describe(`examples/browser: Connect-Web in headless Chromium${cookieMode ? ", refresh token in a cookie" : ""}`, () => {
   let server: TestServer;
   let site: Awaited<ReturnType<typeof serveExample>>;
   let context: BrowserContext;
   let profileDir: string;
   before(async () => {
     site = await serveExample();
-    server = await startTestServer({ GATEHOUSE_CORS_ORIGINS: site.url });
+    server = await startTestServer({ GATEHOUSE_CORS_ORIGINS: site.url, GATEHOUSE_REFRESH_COOKIE: cookieMode ? "on" : "off" });
     profileDir = await mkdtemp(join(tmpdir(), "gatehouse-chromium-"));
     context = await chromium.launchPersistentContext(profileDir, {
       executablePath: CHROMIUM,
@@ -136,13 +136,18 @@ describe("examples/browser: Connect-Web in headless Chromium", () => {
     assert.equal(await page.locator("#profile-name").textContent(), "Ada Lovelace");
     assert.equal(await page.locator("#profile-roles").textContent(), "user");
     const sessionId = (await page.locator("#session-id").textContent()) ?? "";
+    assert.equal(
+      await page.locator("#refresh-token-location").textContent(),
+      cookieMode ? "HttpOnly cookie (cookie mode)" : "held by this page",
+    );
+    if (cookieMode) assert.doesNotMatch(await page.evaluate<string>("document.cookie"), /gatehouse-refresh/);
 
     await page.locator("#refresh").click();
     await statusIs(page, "Tokens refreshed.");
     assert.equal(await page.locator("#refresh-count").textContent(), "1");
     assert.equal(await page.locator("#session-id").textContent(), sessionId, "rotation keeps the session");
     await mkdir(ARTIFACTS, { recursive: true });
-    await page.screenshot({ path: join(ARTIFACTS, "browser-example.png"), fullPage: true });
+    await page.screenshot({ path: join(ARTIFACTS, `browser-example${cookieMode ? "-cookie" : ""}.png`), fullPage: true });
 
     await page.locator("#sign-out").click();
     await statusIs(page, "Signed out.");

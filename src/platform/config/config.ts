@@ -27,6 +27,8 @@ export interface Config {
   /** Every assignable role: `admin`, `user` and the configured extras. */
   readonly roles: readonly string[];
   readonly corsOrigins: readonly string[];
+  /** Browser cookie mode for refresh tokens (see src/auth/refresh-cookie.ts). */
+  readonly refreshCookie: boolean;
   readonly bootstrapAdmin: { readonly email: string; readonly username: string; readonly password: string } | undefined;
   readonly logLevel: LogLevel;
   readonly maxRequestBytes: number;
@@ -168,6 +170,7 @@ export function loadConfig(env: Env = process.env): Config {
     registrationMode: oneOf<RegistrationMode>("GATEHOUSE_REGISTRATION_MODE", "open", ["open", "invite", "closed"]),
     roles: [...new Set([...BUILT_IN_ROLES, ...extraRoles])],
     corsOrigins,
+    refreshCookie: oneOf("GATEHOUSE_REFRESH_COOKIE", "off", ["on", "off"]) === "on",
     bootstrapAdmin:
       bootstrap.email && bootstrap.username && bootstrap.password
         ? { email: bootstrap.email, username: bootstrap.username, password: bootstrap.password }
