@@ -4,6 +4,7 @@ import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { SessionSchema, type AuthService } from "../../gen/gatehouse/auth/v1/auth_pb.js";
 import { entityManager } from "../platform/database/request-scope.ts";
 import { gatehouseError } from "../platform/errors/gatehouse-error.ts";
+import { observeRefresh, observeSignIn } from "../platform/observability/metrics.ts";
 import { kClient } from "../platform/server/context.ts";
 import { toUserMessage } from "../users/user-mapper.ts";
 import type { AuthServiceImpl, Database } from "./auth-service.ts";
@@ -43,20 +44,23 @@ export function createAuthHandler(
       const { identifier } = req;
       // protovalidate already requires one of them; this keeps the type honest.
       if (identifier.case === undefined) throw gatehouseError("VALIDATION_FAILED", "Send either an email or a username.");
-      const { user, tokens } = await auth.login(
-        database(ctx),
-        {
-          identifier: identifier.case === "email" ? { email: identifier.value } : { username: identifier.value },
-          password: req.password,
-        },
-        ctx.values.get(kClient),
+      const { user, tokens } = await observeSignIn(ctx, () =>
+        auth.login(
+          database(ctx),
+          {
+            identifier: identifier.case === "email" ? { email: identifier.value } : { username: identifier.value },
+            password: req.password,
+          },
+          ctx.values.get(kClient),
+        ),
       );
       return { user: toUserMessage(user), tokens: cookies.deliver(ctx, tokens) };
     },
 
     async refresh(req, ctx) {
       const refreshToken = cookies.refreshToken(ctx, req.refreshToken);
-      return { tokens: cookies.deliver(ctx, await auth.refresh(database(ctx), refreshToken, ctx.values.get(kClient))) };
+      const tokens = await observeRefresh(ctx, () => auth.refresh(database(ctx), refreshToken, ctx.values.get(kClient)));
+      return { tokens: cookies.deliver(ctx, tokens) };
     },
 
     async logout(_req, ctx) {

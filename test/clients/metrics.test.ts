@@ -114,3 +114,28 @@ describe("metrics registration points", () => {
     assert.throws(() => parsePrometheusText("# TYPE a gauge\na one\n"), /malformed sample|not a number/);
   });
 });
+
+describe("sign-in and refresh-reuse metrics from real calls", () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startTestServer({ GATEHOUSE_REFRESH_REUSE_GRACE: "0s" });
+  });
+  after(() => server.stop());
+
+  test("Login outcomes and a replayed refresh token are counted", async () => {
+    const auth = server.auth("grpc");
+    const { tokens } = await auth.register({ username: "meter", email: "meter@example.com", password: "a long enough passphrase" });
+    const before = await scrape(server);
+    await auth.login({ identifier: { case: "email", value: "meter@example.com" }, password: "a long enough passphrase" });
+    await auth.login({ identifier: { case: "email", value: "meter@example.com" }, password: "not the passphrase" }).catch(() => {});
+    await auth.login({ identifier: { case: "username", value: "nobody" }, password: "not the passphrase" }).catch(() => {});
+    await auth.refresh({ refreshToken: tokens!.refreshToken });
+    await auth.refresh({ refreshToken: tokens!.refreshToken }).catch(() => {});
+    const after = await scrape(server);
+    const delta = (name: string, labels: Record<string, string> = {}) =>
+      (sampleValue(after, name, labels) ?? 0) - (sampleValue(before, name, labels) ?? 0);
+    assert.equal(delta("gatehouse_sign_ins_total", { outcome: "success" }), 1);
+    assert.equal(delta("gatehouse_sign_ins_total", { outcome: "invalid_credentials" }), 2);
+    assert.equal(delta("gatehouse_refresh_token_reuse_total"), 1);
+  });
+});

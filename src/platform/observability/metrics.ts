@@ -1,6 +1,7 @@
-import { Code, ConnectError, createContextKey, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, createContextKey, type HandlerContext, type Interceptor } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import { reasonOf } from "../errors/gatehouse-error.ts";
 import type { HttpRoute } from "../server/http-routes.ts";
 
 /** How a sign-in attempt ended, as the sign-in counter labels it. */
@@ -18,6 +19,36 @@ export const kMetrics = createContextKey<SecurityEvents>(
   { signIn: () => {}, refreshTokenReused: () => {} },
   { description: "metrics" },
 );
+
+const SIGN_IN_FAILURES: Readonly<Record<string, SignInOutcome>> = {
+  INVALID_CREDENTIALS: "invalid_credentials",
+  ACCOUNT_DISABLED: "account_disabled",
+  RATE_LIMITED: "rate_limited",
+};
+
+/** Runs a sign-in and counts its outcome: success, or the reason it was refused. */
+export async function observeSignIn<T>(ctx: HandlerContext, attempt: () => Promise<T>): Promise<T> {
+  const events = ctx.values.get(kMetrics);
+  try {
+    const result = await attempt();
+    events.signIn("success");
+    return result;
+  } catch (error) {
+    const outcome = error instanceof ConnectError ? SIGN_IN_FAILURES[reasonOf(error) ?? ""] : undefined;
+    if (outcome) events.signIn(outcome);
+    throw error;
+  }
+}
+
+/** Runs a refresh and counts it when it was refused as the replay of a rotated token. */
+export async function observeRefresh<T>(ctx: HandlerContext, attempt: () => Promise<T>): Promise<T> {
+  try {
+    return await attempt();
+  } catch (error) {
+    if (error instanceof ConnectError && reasonOf(error) === "REFRESH_TOKEN_REUSED") ctx.values.get(kMetrics).refreshTokenReused();
+    throw error;
+  }
+}
 
 /** What `pg.Pool` reports about its connections. */
 export interface PoolStats {
