@@ -39,9 +39,12 @@ export function checkAdminInput(input: AdminInput): void {
     password: input.password,
   });
   const result = validator.validate(CreateUserRequestSchema, request);
-  if (result.kind !== "valid") {
-    const problems = result.kind === "invalid" ? result.violations.map((v) => v.toString()).join("; ") : result.error.message;
-    throw gatehouseError("VALIDATION_FAILED", `The request is not valid: ${problems}.`);
+  if (result.kind === "error") throw result.error;
+  if (result.kind === "invalid") {
+    const problems = result.violations.map((v) => v.toString()).join("; ");
+    // The deepest named field of the first violation: "username", "email", "password", …
+    const field = result.violations[0]?.field.findLast((element) => element.kind === "field")?.name ?? "";
+    throw gatehouseError("VALIDATION_FAILED", `The request is not valid: ${problems}.`, { metadata: { field } });
   }
 }
 
@@ -105,8 +108,9 @@ function bootstrapProblem(error: ConnectError): string {
       return "GATEHOUSE_BOOTSTRAP_ADMIN_USERNAME is taken by a user who is not an admin; choose another username";
     case "EMAIL_TAKEN":
       return "GATEHOUSE_BOOTSTRAP_ADMIN_EMAIL belongs to a user who is not an admin; choose another address";
-    default:
-      if (field === "username") return `GATEHOUSE_BOOTSTRAP_ADMIN_USERNAME is refused: ${error.rawMessage}`;
-      return `GATEHOUSE_BOOTSTRAP_ADMIN_* is refused: ${error.rawMessage}`;
+    default: {
+      const variable = { username: "USERNAME", email: "EMAIL", password: "PASSWORD" }[field ?? ""] ?? "*";
+      return `GATEHOUSE_BOOTSTRAP_ADMIN_${variable} is refused: ${error.rawMessage}`;
+    }
   }
 }

@@ -3,7 +3,7 @@ import { createHash } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { TestServer } from "../support/harness.ts";
+import type { ProtocolName, TestServer } from "../support/harness.ts";
 import { bearer, PASSWORD, rejects, ROOT, RULE_PROTOCOLS, signIn, startUsersServer, uniqueName } from "./support.ts";
 
 const HOUR = 3_600_000;
@@ -22,7 +22,7 @@ describe("invitations (registration mode `invite`)", () => {
   });
   after(() => server.stop());
 
-  const invite = (fields: { roles?: string[]; email?: string; maxUses?: number; expireInMs?: number } = {}, protocol: "connect-json" | "grpc" = "connect-json") =>
+  const invite = (fields: { roles?: string[]; email?: string; maxUses?: number; expireInMs?: number } = {}, protocol: ProtocolName = "connect-json") =>
     server
       .users(protocol)
       .createInvitation(
@@ -31,7 +31,7 @@ describe("invitations (registration mode `invite`)", () => {
       )
       .then((res) => res.invitation!);
 
-  const register = (code: string, email?: string, protocol: "connect-json" | "grpc" = "connect-json") => {
+  const register = (code: string, email?: string, protocol: ProtocolName = "connect-json") => {
     const username = uniqueName("inv");
     return server.auth(protocol).register({ username, email: email ?? `${username}@example.com`, password: PASSWORD, invitationCode: code });
   };
