@@ -39,6 +39,7 @@ export function createUserHandler(deps: UserHandlerDeps): ServiceImpl<typeof Use
         firstName: user.firstName,
         lastName: user.lastName,
         roles: user.roles,
+        disabled: user.disabled,
         password: req.password,
       });
       return { user: toUserMessage(created) };

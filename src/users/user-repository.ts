@@ -75,12 +75,13 @@ export interface NewUser {
   firstName: string;
   lastName: string;
   roles: readonly string[];
+  disabled: boolean;
 }
 
 export async function insertUser(db: Db, user: NewUser): Promise<UserRecord> {
   try {
-    const { rows } = await sql<UserRow>`INSERT INTO users AS u (username, email, password_hash, first_name, last_name, roles)
-      VALUES (${user.username}, ${user.email}, ${user.passwordHash}, ${user.firstName}, ${user.lastName}, ${[...user.roles]}::text[])
+    const { rows } = await sql<UserRow>`INSERT INTO users AS u (username, email, password_hash, first_name, last_name, roles, disabled)
+      VALUES (${user.username}, ${user.email}, ${user.passwordHash}, ${user.firstName}, ${user.lastName}, ${[...user.roles]}::text[], ${user.disabled})
       RETURNING ${USER_COLUMNS}`.execute(db);
     return toRecord(rows[0]!);
   } catch (error) {

@@ -42,6 +42,8 @@ export interface NewUserInput {
   firstName: string;
   lastName: string;
   roles: readonly string[];
+  /** An account can be created disabled, e.g. prepared ahead of someone's first day. */
+  disabled?: boolean;
   password: string;
 }
 
@@ -84,6 +86,7 @@ export function createUserService(deps: UserServiceDeps) {
         firstName: input.firstName.trim(),
         lastName: input.lastName.trim(),
         roles,
+        disabled: input.disabled ?? false,
       });
     },
 

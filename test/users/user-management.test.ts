@@ -55,6 +55,16 @@ describe("CreateUser, UpdateUser, DeleteUser, SetPassword", () => {
         await rejects(create({ username: admin.user.username }), Code.AlreadyExists, "USERNAME_TAKEN");
         await rejects(create({ email: admin.user.email.toUpperCase() }), Code.AlreadyExists, "EMAIL_TAKEN");
         assert.equal((await server.sql("select 1 from users where username = $1", [name])).length, 0);
+        const dormant = await users().createUser(
+          { user: { username: name, email: `${name}@example.com`, disabled: true }, password: PASSWORD },
+          bearer(root),
+        );
+        assert.equal(dormant.user?.disabled, true, "created disabled, not silently enabled");
+        await rejects(
+          server.auth(protocol).login({ identifier: { case: "username", value: name }, password: PASSWORD }),
+          Code.PermissionDenied,
+          "ACCOUNT_DISABLED",
+        );
       });
 
       test("UpdateUser without a mask changes exactly the populated fields", async () => {
