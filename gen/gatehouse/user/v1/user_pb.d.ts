@@ -14,8 +14,9 @@ export declare const file_gatehouse_user_v1_user: GenFile;
 /**
  * A user account. Never contains a password, a password hash or a token.
  *
- * In requests, the output-only fields are ignored; every other field is
- * checked only when it is not empty, so that an update can leave it out.
+ * In requests, every field is checked only when it is not empty, so that an
+ * update can leave it out. `CreateUser` ignores the output-only fields;
+ * `UpdateUser` uses `id` to name the user and refuses the output-only times.
  *
  * @generated from message gatehouse.user.v1.User
  */
@@ -63,8 +64,9 @@ export declare type User = Message<"gatehouse.user.v1.User"> & {
   /**
    * Roles of the user, for example `admin`, `user`, or a role configured on
    * the server such as `manager`. At most 16 distinct names, each a lower-case
-   * letter followed by up to 31 lower-case letters, digits, `_` or `-`. When a
-   * user is created without roles, it gets the role `user`.
+   * letter followed by up to 31 lower-case letters, digits, `_` or `-`. A
+   * user created without roles, or whose roles are cleared, has the role
+   * `user`.
    *
    * @generated from field: repeated string roles = 6;
    */
@@ -329,7 +331,8 @@ export declare type UserFilter = Message<"gatehouse.user.v1.UserFilter"> & {
   query: string;
 
   /**
-   * A role the user must have; empty matches everyone.
+   * A role the user must have, one known to the server; empty matches
+   * everyone.
    *
    * @generated from field: string role = 2;
    */
@@ -371,7 +374,9 @@ export declare type ListUsersResponse = Message<"gatehouse.user.v1.ListUsersResp
   nextPageToken: string;
 
   /**
-   * Number of users matching the filter across all pages.
+   * Number of users matching the filter across all pages: exact up to
+   * 10,000; above that, an estimate from the database's statistics, so that
+   * every page costs the same however many users there are.
    *
    * @generated from field: int32 total_size = 3;
    */
@@ -741,9 +746,9 @@ export declare const UserService: GenService<{
    * Access: admin.
    *
    * Errors:
-   * - `invalid_argument` VALIDATION_FAILED: a field rule is broken, or the
-   *   page token is not one this method returned for the same filter and
-   *   order.
+   * - `invalid_argument` VALIDATION_FAILED: a field rule is broken, the role
+   *   filter is not a role known to the server, or the page token is not one
+   *   this method returned for the same filter and order.
    * - `permission_denied` ADMIN_REQUIRED: the caller is not an admin.
    *
    * @generated from rpc gatehouse.user.v1.UserService.ListUsers
@@ -757,12 +762,16 @@ export declare const UserService: GenService<{
    * Changes a user's profile, roles or disabled flag.
    *
    * Access: admin for every field; any signed-in user may change its own
-   * `username`, `email`, `first_name` and `last_name`. Disabling a user ends
-   * all of that user's sessions at once.
+   * `username`, `email`, `first_name` and `last_name`. A non-admin who names
+   * `roles` or `disabled` (in the mask, through `*`, or by setting them
+   * without a mask) is refused, even when the value would not change: list
+   * the fields to change instead of `*`. Disabling a user ends all of that
+   * user's sessions at once.
    *
    * Errors:
    * - `invalid_argument` VALIDATION_FAILED: a field rule is broken, the
-   *   update mask names a field that cannot be updated, or a role is not
+   *   update mask names a field that cannot be updated, `username` or
+   *   `email` would be cleared, an output-only time is set, or a role is not
    *   known to the server.
    * - `already_exists` USERNAME_TAKEN, EMAIL_TAKEN: another user already has
    *   the new username or email.
@@ -798,7 +807,7 @@ export declare const UserService: GenService<{
   },
   /**
    * Sets a new password for a user, for example after the user lost it, and
-   * ends all of that user's sessions. Users change their own password with
+   * ends all of that user's sessions in the same step. Users change their own password with
    * `gatehouse.auth.v1.AuthService.ChangePassword` instead.
    *
    * Access: admin.
