@@ -1,0 +1,114 @@
+import { readdirSync, readFileSync } from "node:fs";
+
+/**
+ * How busy the machine's cores were, and how much of that was NOT this benchmark (its own
+ * process tree: servers, PostgreSQL, load generators). The machine may be shared, so every
+ * scenario records the other processes' CPU, and the run waits for them to quieten first.
+ * Times are in clock ticks from /proc; children already reaped count through cutime/cstime.
+ */
+interface CpuSnapshot {
+  readonly at: number;
+  readonly busyTicks: number;
+  /** CPU ticks of every process in this benchmark's tree, with its command name. */
+  readonly processes: ReadonlyMap<number, { readonly ticks: number; readonly comm: string }>;
+}
+
+const TICKS_PER_SECOND = 100;
+
+function systemBusyTicks(): number {
+  const fields = readFileSync("/proc/stat", "utf8").split("\n", 1)[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const [user = 0, nice = 0, system = 0, _idle = 0, _iowait = 0, irq = 0, softirq = 0, steal = 0] = fields;
+  return user + nice + system + irq + softirq + steal;
+}
+
+function ownTree(root: number): Map<number, { ticks: number; comm: string }> {
+  const all = new Map<number, { ppid: number; ticks: number; comm: string }>();
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+      const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      // After the command: state(0) ppid(1) … utime(11) stime(12) cutime(13) cstime(14).
+      const ticks = Number(rest[11]) + Number(rest[12]) + Number(rest[13]) + Number(rest[14]);
+      all.set(Number(entry), { ppid: Number(rest[1]), ticks, comm });
+    } catch {
+      // the process left while we looked
+    }
+  }
+  const tree = new Map<number, { ticks: number; comm: string }>();
+  for (const [pid, info] of all) {
+    for (let at: number | undefined = pid; at !== undefined && at > 0; at = all.get(at)?.ppid) {
+      if (at === root) {
+        tree.set(pid, { ticks: info.ticks, comm: info.comm });
+        break;
+      }
+    }
+  }
+  return tree;
+}
+
+export function cpuSnapshot(): CpuSnapshot {
+  try {
+    return { at: performance.now(), busyTicks: systemBusyTicks(), processes: ownTree(process.pid) };
+  } catch {
+    return { at: performance.now(), busyTicks: 0, processes: new Map() };
+  }
+}
+
+export interface CpuUse {
+  /** Cores busy on the whole machine, on average. */
+  readonly busyCores: number;
+  /** Of which processes outside this benchmark. */
+  readonly otherCores: number;
+  /** Of which: the servers under test, PostgreSQL, the load generators. */
+  readonly serverCores: number;
+  readonly postgresCores: number;
+  loadCores: number;
+}
+
+/**
+ * CPU use between two snapshots; `servers` names the pids of the servers under test. Load
+ * generators may have left before `end`, so they report their own use (filled in by the caller).
+ */
+export function cpuSince(start: CpuSnapshot, end: CpuSnapshot = cpuSnapshot(), roles: { servers?: readonly number[] } = {}): CpuUse {
+  const seconds = (end.at - start.at) / 1000;
+  const cores = (ticks: number) => round2(seconds > 0 ? ticks / TICKS_PER_SECOND / seconds : 0);
+  const delta = (pid: number) => (end.processes.get(pid)?.ticks ?? start.processes.get(pid)?.ticks ?? 0) - (start.processes.get(pid)?.ticks ?? 0);
+  const servers = new Set(roles.servers ?? []);
+  let own = 0;
+  let server = 0;
+  let postgres = 0;
+  for (const pid of new Set([...start.processes.keys(), ...end.processes.keys()])) {
+    const ticks = delta(pid);
+    own += ticks;
+    if (servers.has(pid)) server += ticks;
+    else if ((end.processes.get(pid) ?? start.processes.get(pid))!.comm.startsWith("postgres")) postgres += ticks;
+  }
+  const busy = end.busyTicks - start.busyTicks;
+  return {
+    busyCores: cores(busy),
+    otherCores: cores(Math.max(0, busy - own)),
+    serverCores: cores(server),
+    postgresCores: cores(postgres),
+    loadCores: 0,
+  };
+}
+
+const round2 = (value: number) => Math.round(value * 100) / 100;
+
+/**
+ * Waits until processes outside the benchmark use less than `maxCores` over a 2 s window, for at
+ * most `timeoutMs`; returns the last reading either way.
+ */
+export async function waitForQuiet(maxCores: number, timeoutMs: number, onWait?: (use: CpuUse) => void): Promise<CpuUse> {
+  const deadline = performance.now() + timeoutMs;
+  for (let warned = false; ; ) {
+    const start = cpuSnapshot();
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    const use = cpuSince(start);
+    if (use.otherCores < maxCores || performance.now() > deadline) return use;
+    if (!warned) onWait?.(use);
+    warned = true;
+  }
+}

@@ -1,0 +1,67 @@
+import { spawn } from "node:child_process";
+import { join } from "node:path";
+import pg from "pg";
+import { startEmbeddedPostgres } from "../../src/platform/database/embedded-postgres.ts";
+import { createLogger } from "../../src/platform/observability/logger.ts";
+import { REPO_ROOT } from "./processes.ts";
+
+/** The PostgreSQL the benchmark runs on: embedded (started here) or the one DATABASE_URL names. */
+export interface Cluster {
+  readonly kind: "embedded" | "external";
+  readonly version: string;
+  createDatabase(name: string): Promise<string>;
+  stop(): Promise<void>;
+}
+
+export async function openCluster(workDir: string): Promise<Cluster> {
+  const external = process.env.DATABASE_URL;
+  const embedded = external ? undefined : await startEmbeddedPostgres(join(workDir, "postgres"), createLogger("warn", process.stderr));
+  const adminUrl = external ?? embedded!.adminUrl;
+  const created: string[] = [];
+  const version = String((await adminQuery(adminUrl, "SHOW server_version"))[0]?.server_version ?? "?");
+  return {
+    kind: external ? "external" : "embedded",
+    version,
+    async createDatabase(name) {
+      await adminQuery(adminUrl, `DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+      await adminQuery(adminUrl, `CREATE DATABASE "${name}"`);
+      created.push(name);
+      const url = new URL(adminUrl);
+      url.pathname = `/${name}`;
+      return url.toString();
+    },
+    async stop() {
+      // On someone else's server, leave nothing behind; the embedded cluster goes with its folder.
+      if (external) for (const name of created) await adminQuery(adminUrl, `DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+      await embedded?.stop();
+    },
+  };
+}
+
+async function adminQuery(url: string, text: string): Promise<Record<string, unknown>[]> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return (await client.query(text)).rows as Record<string, unknown>[];
+  } finally {
+    await client.end();
+  }
+}
+
+/** `gatehouse seed --count <n> --prefix <p>` against `databaseUrl` (which it also migrates); returns seconds taken. */
+export async function seedUsers(databaseUrl: string, count: number, prefix: string): Promise<{ seconds: number; output: string }> {
+  const started = performance.now();
+  const child = spawn(process.execPath, ["src/main.ts", "seed", "--count", String(count), "--prefix", prefix], {
+    cwd: REPO_ROOT,
+    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", DATABASE_URL: databaseUrl, GATEHOUSE_LOG_LEVEL: "warn" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  let errors = "";
+  child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  // Progress lines; only the tail matters when something goes wrong.
+  child.stderr.on("data", (chunk: Buffer) => (errors = (errors + chunk.toString()).slice(-4_000)));
+  const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+  if (code !== 0) throw new Error(`gatehouse seed exited with ${code}:\n${output}${errors}`);
+  return { seconds: (performance.now() - started) / 1000, output: output.trim() };
+}

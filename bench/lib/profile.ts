@@ -1,0 +1,138 @@
+import { readFile } from "node:fs/promises";
+
+/** The parts of a V8 .cpuprofile this summary reads. */
+interface CpuProfile {
+  nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; children?: number[] }[];
+  startTime: number;
+  samples: number[];
+  timeDeltas: number[];
+}
+
+export interface FrameTime {
+  readonly frame: string;
+  readonly ms: number;
+  /** Share of the busy (non-idle) time in the window. */
+  readonly pct: number;
+  /** For the top self-time frames: the call paths that reach them most (nearest caller first). */
+  callers?: { path: string; ms: number }[];
+}
+
+export interface ProfileSummary {
+  id: string;
+  title: string;
+  throughput: number;
+  /** The measured window, and how much of it the main thread was busy. */
+  windowMs: number;
+  busyMs: number;
+  topSelf: FrameTime[];
+  byComponent: FrameTime[];
+  /** Gatehouse's own functions (src/) by inclusive time: where its time goes, callees included. */
+  topInclusiveSrc: FrameTime[];
+}
+
+const ROOT = new URL("../../", import.meta.url).href;
+
+function shortUrl(url: string): string {
+  if (url === "") return "";
+  let path = url.startsWith(ROOT) ? url.slice(ROOT.length) : url;
+  const nm = path.lastIndexOf("node_modules/");
+  if (nm >= 0) path = path.slice(nm);
+  return path;
+}
+
+/** Which part of the stack a frame belongs to: a src/ feature, gen/, an npm package, Node itself or V8. */
+function componentOf(url: string, functionName: string): string {
+  if (url === "") return functionName.startsWith("(") ? functionName : "(native)";
+  const path = shortUrl(url);
+  const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(path);
+  if (pkg) return pkg[1]!;
+  if (path.startsWith("node:")) return `node:${path.slice(5).split("/").slice(0, 2).join("/")}`;
+  if (path.startsWith("src/")) return path.split("/").slice(0, path.startsWith("src/platform/") ? 3 : 2).join("/");
+  if (path.startsWith("gen/")) return "gen";
+  return path;
+}
+
+const IDLE = new Set(["(idle)"]);
+const CALLER_DEPTH = Number(process.env.CALLER_DEPTH ?? 4);
+const CALLERS_FOR_TOP = 6;
+
+/**
+ * Self and inclusive time per frame over the samples inside `windowMicros` (CLOCK_MONOTONIC µs,
+ * the clock V8 stamps samples with), so start-up and shutdown stay out of the picture.
+ */
+export async function summariseProfile(file: string, windowMicros: readonly [number, number], top = 15): Promise<Omit<ProfileSummary, "id" | "title" | "throughput">> {
+  const profile = JSON.parse(await readFile(file, "utf8")) as CpuProfile;
+  const byId = new Map(profile.nodes.map((node) => [node.id, node]));
+  const parent = new Map<number, number>();
+  for (const node of profile.nodes) for (const child of node.children ?? []) parent.set(child, node.id);
+  const frameOf = (id: number) => {
+    const { functionName, url, lineNumber } = byId.get(id)!.callFrame;
+    const name = functionName || "(anonymous)";
+    return url ? `${name} ${shortUrl(url)}:${lineNumber + 1}` : name;
+  };
+
+  const self = new Map<string, number>();
+  // frame → caller path → ms, for the self-time ranking's top entries.
+  const callerPaths = new Map<string, Map<string, number>>();
+  const pathOf = (id: number): string => {
+    const names: string[] = [];
+    for (let at = parent.get(id); at !== undefined && names.length < CALLER_DEPTH; at = parent.get(at)) {
+      const node = byId.get(at)!;
+      if (node.callFrame.url === "" && node.callFrame.functionName.startsWith("(")) break;
+      names.push(frameOf(at));
+    }
+    return names.join(" ← ");
+  };
+  const inclusive = new Map<string, number>();
+  const components = new Map<string, number>();
+  let busy = 0;
+  let total = 0;
+  let time = profile.startTime;
+  for (let i = 0; i < profile.samples.length; i++) {
+    time += profile.timeDeltas[i] ?? 0;
+    if (time < windowMicros[0] || time > windowMicros[1]) continue;
+    // A sample stands for the interval until the next one.
+    const weight = (profile.timeDeltas[i + 1] ?? 0) / 1000;
+    total += weight;
+    const id = profile.samples[i]!;
+    const node = byId.get(id)!;
+    if (IDLE.has(node.callFrame.functionName)) continue;
+    busy += weight;
+    const frame = frameOf(id);
+    self.set(frame, (self.get(frame) ?? 0) + weight);
+    let paths = callerPaths.get(frame);
+    if (!paths) callerPaths.set(frame, (paths = new Map()));
+    const path = pathOf(id);
+    paths.set(path, (paths.get(path) ?? 0) + weight);
+    const component = componentOf(node.callFrame.url, node.callFrame.functionName);
+    components.set(component, (components.get(component) ?? 0) + weight);
+    const seen = new Set<string>();
+    for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) {
+      const { url } = byId.get(at)!.callFrame;
+      if (!shortUrl(url).startsWith("src/")) continue;
+      const key = frameOf(at);
+      if (seen.has(key)) continue;
+      seen.add(key);
+      inclusive.set(key, (inclusive.get(key) ?? 0) + weight);
+    }
+  }
+  const ranked = (map: Map<string, number>, n: number): FrameTime[] =>
+    [...map.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, n)
+      .map(([frame, ms]) => ({ frame, ms: Math.round(ms), pct: busy ? Math.round((ms / busy) * 1000) / 10 : 0 }));
+  const topSelf = ranked(self, top);
+  for (const entry of topSelf.slice(0, CALLERS_FOR_TOP)) {
+    entry.callers = [...(callerPaths.get(entry.frame) ?? new Map<string, number>()).entries()]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 2)
+      .map(([path, ms]) => ({ path, ms: Math.round(ms) }));
+  }
+  return {
+    windowMs: Math.round(total),
+    busyMs: Math.round(busy),
+    topSelf,
+    byComponent: ranked(components, top),
+    topInclusiveSrc: ranked(inclusive, top),
+  };
+}

@@ -1,0 +1,171 @@
+import { Agent } from "node:http";
+import { createClient, type Client, type Transport } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
+import { AuthService } from "../../gen/gatehouse/auth/v1/auth_pb.js";
+import { UserService } from "../../gen/gatehouse/user/v1/user_pb.js";
+import { pickFrom, seededRandom } from "../lib/random.ts";
+import type { BenchProtocol, Credentials, LoadSpec, UserSource } from "./load-spec.ts";
+
+const CALL_TIMEOUT_MS = 30_000;
+
+/** One worker's next call. `recover` runs (untimed) after a failed call, e.g. to sign in again. */
+export interface Worker {
+  call(): Promise<void>;
+  recover?(): Promise<void>;
+}
+
+export interface Clients {
+  auth: Client<typeof AuthService>;
+  users: Client<typeof UserService>;
+}
+
+/**
+ * One transport per target, shared by the workers that call it: HTTP/1.1 with a keep-alive pool
+ * of one connection per worker (as a browser or curl loop would), or gRPC with every call
+ * multiplexed on one HTTP/2 connection (as a backend service's channel does).
+ */
+export function makeClients(spec: LoadSpec): Clients[] {
+  return spec.targets.map((baseUrl) => {
+    const transport = makeTransport(spec.protocol, baseUrl, Math.max(1, Math.ceil(spec.concurrency / spec.targets.length)));
+    return { auth: createClient(AuthService, transport), users: createClient(UserService, transport) };
+  });
+}
+
+function makeTransport(protocol: BenchProtocol, baseUrl: string, sockets: number): Transport {
+  switch (protocol) {
+    case "connect-json":
+      return createConnectTransport({
+        baseUrl,
+        httpVersion: "1.1",
+        useBinaryFormat: false,
+        nodeOptions: { agent: new Agent({ keepAlive: true, maxSockets: sockets }) },
+      });
+    case "grpc":
+      return createGrpcTransport({ baseUrl });
+  }
+}
+
+/** A string shaped like an EdDSA at+jwt access token, for the echo ceiling (which never reads it). */
+const FAKE_ACCESS_TOKEN = `eyJhbGciOiJFZERTQSIsInR5cCI6ImF0K2p3dCIsImtpZCI6ImJlbmNoIn0.${"e".repeat(300)}.${"s".repeat(86)}`;
+const FAKE_REFRESH_TOKEN = "r".repeat(43);
+
+/** Signs in (untimed setup) and returns the token pair's two tokens. */
+async function signIn(clients: Clients, who: Credentials): Promise<{ accessToken: string; refreshToken: string }> {
+  const { tokens } = await clients.auth.login(
+    { identifier: { case: "username", value: who.username }, password: who.password },
+    { timeoutMs: CALL_TIMEOUT_MS },
+  );
+  if (!tokens) throw new Error("login returned no tokens");
+  return { accessToken: tokens.accessToken, refreshToken: tokens.refreshToken };
+}
+
+function seededUser(users: Exclude<UserSource, "none">, worker: number): Credentials {
+  return { username: `${users.usernamePrefix}${(worker % users.userCount) + 1}`, password: users.password };
+}
+
+/** Builds worker `index` of a scenario, doing its untimed setup; `notes` collects facts for the report. */
+export async function makeWorker(
+  spec: LoadSpec,
+  clients: Clients,
+  index: number,
+  notes: Record<string, unknown>,
+  shared: Map<string, Promise<string>>,
+): Promise<Worker> {
+  const op = spec.operation;
+  const options = { timeoutMs: CALL_TIMEOUT_MS };
+  switch (op.kind) {
+    case "login": {
+      const random = seededRandom(spec.seed * 7919 + index);
+      return {
+        call: async () => {
+          const username = `${op.usernamePrefix}${pickFrom(random, op.userCount)}`;
+          await clients.auth.login({ identifier: { case: "username", value: username }, password: op.password }, options);
+        },
+      };
+    }
+    case "register": {
+      let n = 0;
+      return {
+        call: async () => {
+          n++;
+          const username = `r${op.tag}-${index}-${n}`;
+          await clients.auth.register(
+            {
+              username,
+              email: `${username}@bench.example`,
+              password: "a bench password that is long enough",
+              firstName: "Bench",
+              lastName: `Worker ${index}`,
+            },
+            options,
+          );
+        },
+      };
+    }
+    case "refresh": {
+      const who = op.users === "none" ? undefined : seededUser(op.users, index);
+      let refreshToken = who ? (await signIn(clients, who)).refreshToken : FAKE_REFRESH_TOKEN;
+      return {
+        call: async () => {
+          const { tokens } = await clients.auth.refresh({ refreshToken }, options);
+          refreshToken = tokens?.refreshToken ?? "";
+        },
+        // A broken chain (a failed call) starts over from a fresh sign-in, outside the clock.
+        recover: async () => {
+          if (who) refreshToken = (await signIn(clients, who)).refreshToken;
+        },
+      };
+    }
+    case "getMe":
+    case "introspect": {
+      const token = op.users === "none" ? FAKE_ACCESS_TOKEN : (await signIn(clients, seededUser(op.users, index))).accessToken;
+      if (op.kind === "introspect") {
+        return {
+          call: async () => {
+            const res = await clients.auth.introspect({ token }, options);
+            if (!res.active) throw new Error("introspect said the token is not active");
+          },
+        };
+      }
+      const headers = { authorization: `Bearer ${token}` };
+      return { call: () => clients.auth.getMe({}, { ...options, headers }).then(() => undefined) };
+    }
+    case "listUsers": {
+      const headers = { authorization: `Bearer ${op.admin ? (await signIn(clients, op.admin)).accessToken : FAKE_ACCESS_TOKEN}` };
+      let pageToken = "";
+      if (op.depth > 0) {
+        // Workers share one deep token: the first one walks, the others wait for it.
+        let deepToken = shared.get("deepToken");
+        if (!deepToken) shared.set("deepToken", (deepToken = walk(clients, headers, op.depth, notes)));
+        pageToken = await deepToken;
+      }
+      return {
+        call: async () => {
+          const res = await clients.users.listUsers({ pageSize: op.pageSize, pageToken }, { ...options, headers });
+          if (res.users.length === 0) throw new Error("ListUsers returned an empty page");
+        },
+      };
+    }
+  }
+}
+
+/** Follows next_page_token 100 users at a time until `depth` users lie behind; returns the token there. */
+async function walk(clients: Clients, headers: Record<string, string>, depth: number, notes: Record<string, unknown>): Promise<string> {
+  const started = performance.now();
+  let pageToken = "";
+  let walked = 0;
+  let pages = 0;
+  while (walked < depth) {
+    const res = await clients.users.listUsers({ pageSize: 100, pageToken }, { headers, timeoutMs: CALL_TIMEOUT_MS });
+    pages++;
+    walked += res.users.length;
+    notes.totalSize = res.totalSize;
+    if (!res.nextPageToken) break;
+    pageToken = res.nextPageToken;
+  }
+  notes.walkedUsers = walked;
+  notes.walkPages = pages;
+  notes.walkMs = Math.round(performance.now() - started);
+  notes.walkMsPerPage = Number(((performance.now() - started) / pages).toFixed(2));
+  return pageToken;
+}

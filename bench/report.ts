@@ -1,0 +1,249 @@
+import type { Argon2CeilingResult } from "./ceilings/argon2-ceiling.ts";
+import type { CpuUse } from "./lib/cpu.ts";
+import type { Machine } from "./lib/machine.ts";
+import type { ProfileSummary } from "./lib/profile.ts";
+import { round } from "./lib/stats.ts";
+import type { BenchProtocol, LoadResult } from "./load/load-spec.ts";
+
+export interface Measurement {
+  /** e.g. `getMe.grpc`, `listUsers.deep.1000000`, `flood.2.probe`, `ceiling.echo.getMe.grpc`. */
+  id: string;
+  title: string;
+  protocol: BenchProtocol;
+  concurrency: string;
+  /** Gatehouse instances serving the scenario (1 for the echo server). */
+  instances: number;
+  result: LoadResult;
+  /** Peak resident memory of each server process during the scenario, in bytes. */
+  peakRssBytes: number[];
+  /** Cores busy on the machine while measuring, and how many of them other processes took. */
+  cpu: CpuUse;
+}
+
+/** One line of the results table, with the issue's target for it and whether it was met. */
+export interface Row {
+  id: string;
+  scenario: string;
+  protocol: string;
+  concurrency: string;
+  throughput: number;
+  p50Ms: number;
+  p99Ms: number;
+  errors: number;
+  peakRssMb: number | undefined;
+  ceiling: string | undefined;
+  /** throughput ÷ ceiling throughput. */
+  ratio: number | undefined;
+  target: string;
+  /** Cores used during the measurement: server(s), PostgreSQL, load generator(s), other processes. */
+  cpu: CpuUse | undefined;
+  /** undefined: no target applies (ceilings, or the row it compares with is missing). */
+  pass: boolean | undefined;
+}
+
+export interface BenchReport {
+  version: 1;
+  startedAt: string;
+  finishedAt: string;
+  /** False when the run stopped early; the rows hold what was measured before. */
+  complete: boolean;
+  command: string;
+  machine: Machine;
+  database: { kind: string; version: string };
+  settings: Record<string, unknown> & { smallUsers: number; largeUsers: number; durationS: number; warmupS: number };
+  seeding: { database: string; users: number; seconds: number; output: string }[];
+  argon2Ceiling: (Argon2CeilingResult & { memoryKib: number; iterations: number; parallelism: number; concurrency: number; cpu: CpuUse }) | undefined;
+  measurements: Measurement[];
+  rows: Row[];
+  profiles: ProfileSummary[];
+}
+
+const RSS_LIMIT_MB = 200;
+
+/** Applies the targets of issue 7 to the measurements. */
+export function buildRows(report: BenchReport): Row[] {
+  const rows: Row[] = [];
+  const byId = new Map(report.measurements.map((m) => [m.id, m]));
+  const argon2 = report.argon2Ceiling;
+  if (argon2) {
+    rows.push({
+      id: "ceiling.argon2",
+      scenario: `Ceiling: argon2id verify (${argon2.memoryKib} KiB, t=${argon2.iterations}, p=${argon2.parallelism}; ${argon2.concurrency} at once)`,
+      protocol: "—",
+      concurrency: String(argon2.concurrency),
+      throughput: argon2.verificationsPerSecond,
+      p50Ms: argon2.latencyMs.p50,
+      p99Ms: argon2.latencyMs.p99,
+      errors: 0,
+      peakRssMb: undefined,
+      ceiling: undefined,
+      ratio: undefined,
+      target: "—",
+      cpu: argon2.cpu,
+      pass: undefined,
+    });
+  }
+
+  for (const m of report.measurements) {
+    if (m.id.startsWith("profile.")) continue;
+    const r = m.result;
+    const [kind, variant] = m.id.split(".") as [string, string | undefined];
+    const isCeiling = kind === "ceiling";
+    const peakRssMb = Math.max(...m.peakRssBytes) / 2 ** 20;
+    let ceiling: { name: string; throughput: number } | undefined;
+    const checks: { text: string; ok: boolean | undefined }[] = [];
+
+    const echo = (method: string, protocol: string) => {
+      const found = byId.get(`ceiling.echo.${method}.${protocol}`);
+      return found && { name: `echo ${method} ${protocol}`, throughput: found.result.throughput };
+    };
+    const ratioAtLeast = (min: number) =>
+      checks.push({ text: `≥ ${min}× ${ceiling?.name ?? "ceiling"}`, ok: ceiling ? r.throughput / ceiling.throughput >= min : undefined });
+
+    switch (kind) {
+      case "login":
+      case "register":
+        ceiling = argon2 && { name: "argon2", throughput: argon2.verificationsPerSecond };
+        ratioAtLeast(kind === "login" ? 0.85 : 0.8);
+        break;
+      case "refresh":
+        ceiling = echo("refresh", m.protocol);
+        checks.push({ text: "≥ 1,000/s", ok: r.throughput >= 1000 }, { text: "p99 ≤ 20 ms", ok: r.latencyMs.p99 <= 20 });
+        break;
+      case "getMe":
+      case "introspect":
+        ceiling = echo(kind, m.protocol);
+        ratioAtLeast(0.5);
+        checks.push({ text: "p99 ≤ 10 ms", ok: r.latencyMs.p99 <= 10 });
+        break;
+      case "listUsers": {
+        ceiling = echo("listUsers", m.protocol);
+        const count = Number(m.id.split(".")[2]);
+        if (count === report.settings.largeUsers && count !== report.settings.smallUsers) {
+          const small = byId.get(`listUsers.${variant}.${report.settings.smallUsers}`);
+          checks.push({
+            text: `p50 ≤ 1.5× the ${report.settings.smallUsers.toLocaleString("en")}-user page${small ? ` (${fmtMs(small.result.latencyMs.p50)} ms)` : ""}`,
+            ok: small ? r.latencyMs.p50 <= 1.5 * small.result.latencyMs.p50 : undefined,
+          });
+        }
+        break;
+      }
+      case "flood":
+        if (m.id.endsWith(".flood")) ceiling = argon2 && { name: "argon2", throughput: argon2.verificationsPerSecond };
+        else checks.push({ text: "GetMe p99 ≤ 50 ms", ok: r.latencyMs.p99 <= 50 });
+        break;
+    }
+    if (!isCeiling) checks.push({ text: `RSS ≤ ${RSS_LIMIT_MB} MB`, ok: peakRssMb <= RSS_LIMIT_MB });
+    const verdicts = checks.map((check) => check.ok);
+    rows.push({
+      id: m.id,
+      scenario: m.title,
+      protocol: m.protocol,
+      concurrency: m.concurrency,
+      throughput: r.throughput,
+      p50Ms: r.latencyMs.p50,
+      p99Ms: r.latencyMs.p99,
+      errors: r.errors,
+      peakRssMb: m.peakRssBytes.length > 0 ? peakRssMb : undefined,
+      ceiling: ceiling?.name,
+      ratio: ceiling ? r.throughput / ceiling.throughput : undefined,
+      target: checks.length ? checks.map((check) => check.text).join("; ") : "—",
+      cpu: m.cpu,
+      pass: checks.length === 0 ? undefined : verdicts.includes(false) ? false : verdicts.includes(undefined) ? undefined : true,
+    });
+  }
+  return rows;
+}
+
+function fmtRate(value: number): string {
+  if (!Number.isFinite(value)) return "—";
+  return value >= 100 ? Math.round(value).toLocaleString("en") : value.toFixed(1);
+}
+
+function fmtMs(value: number): string {
+  if (!Number.isFinite(value)) return "—";
+  return value >= 100 ? Math.round(value).toLocaleString("en") : value >= 10 ? value.toFixed(1) : value.toFixed(2);
+}
+
+/** Other processes using more than this many cores make a figure suspect. */
+const NOISY_CORES = 0.25;
+
+function fmtCpu(cpu: CpuUse | undefined): string {
+  if (!cpu) return "—";
+  const parts = [cpu.serverCores, cpu.postgresCores, cpu.loadCores, cpu.otherCores].map((cores) => cores.toFixed(1));
+  return `${parts.join(" / ")}${cpu.otherCores > NOISY_CORES ? " ⚠" : ""}`;
+}
+
+const verdict = (pass: boolean | undefined) => (pass === true ? "✅ pass" : pass === false ? "❌ fail" : "—");
+
+/** The results table and how it was made, as markdown. */
+export function renderMarkdown(report: BenchReport): string {
+  const { machine, settings } = report;
+  const lines = [
+    `## Gatehouse benchmark — ${report.startedAt.slice(0, 16).replace("T", " ")} UTC${report.complete ? "" : " (INCOMPLETE: the run stopped early)"}`,
+    "",
+    `Machine: ${machine.cpuModel}, ${machine.cores} cores, ${machine.memoryGb} GB RAM, Linux ${machine.kernel}, Node ${machine.node}; ` +
+      `PostgreSQL ${report.database.version} (${report.database.kind}) on the same machine. Command: \`${report.command}\`.`,
+    `Each scenario: ${settings.warmupS} s warm-up, then ${settings.durationS} s measured; seed ${String(settings.seed)}; ` +
+      `server, PostgreSQL and load generator share the ${machine.cores} cores.`,
+    "",
+    "| Scenario | Protocol | In flight | ops/s | p50 ms | p99 ms | Errors | Peak RSS MB | × ceiling | Target | Pass | CPU srv/pg/load/other |",
+    "|---|---|--:|--:|--:|--:|--:|--:|--:|---|---|--:|",
+  ];
+  for (const row of report.rows) {
+    lines.push(
+      `| ${row.scenario} | ${row.protocol} | ${row.concurrency} | ${fmtRate(row.throughput)} | ${fmtMs(row.p50Ms)} | ${fmtMs(row.p99Ms)} | ${row.errors} | ` +
+        `${row.peakRssMb === undefined ? "—" : Math.round(row.peakRssMb)} | ${row.ratio === undefined ? "—" : `${row.ratio.toFixed(2)}× ${row.ceiling}`} | ${row.target} | ${verdict(row.pass)} | ${fmtCpu(row.cpu)} |`,
+    );
+  }
+  const seeded = report.seeding.map((s) => `${s.users.toLocaleString("en")} users (${s.database}) in ${s.seconds.toFixed(1)} s`).join(", ");
+  if (seeded) lines.push("", `Seeded with \`gatehouse seed\`: ${seeded}.`);
+  const walks = report.measurements.filter((m) => m.result.notes.walkPages !== undefined);
+  for (const m of walks) {
+    const n = m.result.notes;
+    lines.push(
+      `Deep page for "${m.title}": reached by walking ${Number(n.walkPages).toLocaleString("en")} pages of 100 ` +
+        `(${Number(n.walkedUsers).toLocaleString("en")} users) in ${(Number(n.walkMs) / 1000).toFixed(1)} s, ${String(n.walkMsPerPage)} ms a page.`,
+    );
+  }
+  lines.push(
+    "",
+    `CPU: cores used while measuring by the Gatehouse process(es) (all threads, argon2 included), PostgreSQL, the load generator(s), ` +
+      `and processes outside the benchmark (the machine may be shared: ⚠ marks more than ${NOISY_CORES} cores of those, where the figure is pessimistic). ` +
+      `For the argon2 ceiling, "srv" is the ceiling process.`,
+  );
+  const passed = report.rows.filter((row) => row.pass === true).length;
+  const failed = report.rows.filter((row) => row.pass === false).length;
+  lines.push("", `Targets: ${passed} passed, ${failed} failed.`);
+  return lines.join("\n");
+}
+
+/** The CPU profiles' hot spots, as markdown. */
+export function renderProfiles(profiles: ProfileSummary[]): string {
+  const lines = ["## Server CPU profiles (node --cpu-prof, measured window only)"];
+  for (const p of profiles) {
+    lines.push(
+      "",
+      `### ${p.title} — ${fmtRate(p.throughput)} ops/s under the profiler; main thread busy ${p.busyMs} of ${p.windowMs} ms`,
+      "",
+      "| Top self time | ms | % of busy |",
+      "|---|--:|--:|",
+      ...p.topSelf.map((f) => `| \`${f.frame}\` | ${f.ms} | ${round(f.pct)} |`),
+      "",
+      "Where the top frames are called from (nearest caller first):",
+      "",
+      ...p.topSelf
+        .filter((f) => f.callers?.length)
+        .flatMap((f) => [`- \`${f.frame}\``, ...f.callers!.map((c) => `  - ${c.ms} ms: ${c.path ? `\`${c.path}\`` : "(top of stack)"}`)]),
+      "",
+      "| By component (self time) | ms | % of busy |",
+      "|---|--:|--:|",
+      ...p.byComponent.map((f) => `| \`${f.frame}\` | ${f.ms} | ${round(f.pct)} |`),
+      "",
+      "| Gatehouse functions (inclusive) | ms | % of busy |",
+      "|---|--:|--:|",
+      ...p.topInclusiveSrc.map((f) => `| \`${f.frame}\` | ${f.ms} | ${round(f.pct)} |`),
+    );
+  }
+  return lines.join("\n");
+}

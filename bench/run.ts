@@ -1,0 +1,427 @@
+/**
+ * `npm run bench`: Gatehouse at the limits of this machine (issue 7).
+ *
+ * Everything runs in separate processes — PostgreSQL, each Gatehouse instance (`node src/main.ts
+ * serve`, as `npm start` runs it), each load generator, and the ceilings — and every Gatehouse
+ * figure is reported next to a ceiling measured in the same run on the same machine.
+ */
+import { fork } from "node:child_process";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { SEED_PASSWORD } from "../src/cli/seed.ts";
+import type { Argon2CeilingResult, Argon2CeilingSpec } from "./ceilings/argon2-ceiling.ts";
+import { cpuSince, cpuSnapshot, waitForQuiet, type CpuUse } from "./lib/cpu.ts";
+import { openCluster, seedUsers, type Cluster } from "./lib/database.ts";
+import { describeMachine } from "./lib/machine.ts";
+import { exited, PeakRss, REPO_ROOT, runLoads, startServer, terminate, type ServerProcess } from "./lib/processes.ts";
+import { summariseProfile, type ProfileSummary } from "./lib/profile.ts";
+import { BENCH_USAGE, BenchUsageError, parseSettings, type Settings } from "./lib/settings.ts";
+import type { BenchProtocol, Credentials, LoadSpec, Operation } from "./load/load-spec.ts";
+import { buildRows, renderMarkdown, renderProfiles, type BenchReport, type Measurement } from "./report.ts";
+
+const ADMIN: Credentials = { username: "bench-admin", password: "bench admin password, not for production" };
+const SMALL_PREFIX = "bs-";
+const LARGE_PREFIX = "bl-";
+
+/** Calls in flight per closed-loop scenario, unless --concurrency says otherwise. */
+const CONCURRENCY = {
+  login: 16,
+  register: 16,
+  refresh: 16,
+  getMe: 16,
+  introspect: 16,
+  listUsers: 8,
+  flood: 32,
+} as const;
+/** The GetMe probe during a login flood: calls per second, open loop. */
+const PROBE_RATE = 100;
+/** ListUsers: the page size measured (the API default), and how deep the "deep" page lies. */
+const PAGE_SIZE = 20;
+const DEEP_FRACTION = 0.9;
+
+const log = (line: string) => process.stderr.write(`${line}\n`);
+
+interface Context {
+  readonly settings: Settings;
+  readonly workDir: string;
+  readonly measurements: Measurement[];
+  readonly profiles: ProfileSummary[];
+  readonly serverEnv: Record<string, string>;
+  argon2?: BenchReport["argon2Ceiling"];
+}
+
+function selected(settings: Settings, id: string): boolean {
+  return settings.only === undefined || settings.only.some((prefix) => id.startsWith(prefix));
+}
+
+function concurrencyOf(ctx: Context, kind: keyof typeof CONCURRENCY): number {
+  return ctx.settings.concurrency ?? CONCURRENCY[kind];
+}
+
+function spec(ctx: Context, name: string, targets: string[], protocol: BenchProtocol, operation: Operation, concurrency: number, extra: Partial<LoadSpec> = {}): LoadSpec {
+  const { warmupMs, durationMs, seed } = ctx.settings;
+  return { name, targets, protocol, operation, concurrency, warmupMs, durationMs, seed, ...extra };
+}
+
+function report(m: Measurement): void {
+  const r = m.result;
+  const rss = m.peakRssBytes.map((b) => `${Math.round(b / 2 ** 20)} MB`).join(" / ");
+  log(
+    `  ${m.id.padEnd(34)} ${r.throughput.toFixed(1).padStart(9)}/s  p50 ${r.latencyMs.p50.toFixed(2)} ms  p99 ${r.latencyMs.p99.toFixed(2)} ms` +
+      `  errors ${r.errors}${r.errors ? ` ${JSON.stringify(r.errorCodes)} ${r.firstErrors[0] ?? ""}` : ""}  rss ${rss}` +
+      `  cpu srv ${m.cpu.serverCores} pg ${m.cpu.postgresCores} load ${m.cpu.loadCores} other ${m.cpu.otherCores}`,
+  );
+}
+
+/** Before a measurement: let other processes on a shared machine finish what they are doing. */
+async function quiet(ctx: Context, what: string): Promise<void> {
+  const use = await waitForQuiet(ctx.settings.maxOtherLoad, ctx.settings.quietTimeoutMs, (busy) =>
+    log(`  (waiting: other processes use ${busy.otherCores} cores; starting ${what} when below ${ctx.settings.maxOtherLoad})`),
+  );
+  if (use.otherCores >= ctx.settings.maxOtherLoad) log(`  (other processes still use ${use.otherCores} cores; measuring ${what} anyway)`);
+}
+
+/** Runs the parts of one scenario together (each its own load process) and records each part. */
+async function measure(ctx: Context, instances: number, watched: number[], parts: { id: string; title: string; spec: LoadSpec }[]): Promise<Measurement[]> {
+  await quiet(ctx, parts.map((part) => part.id).join(" + "));
+  const { results, peakRss, cpu } = await runLoads(
+    parts.map((part) => part.spec),
+    watched,
+  );
+  const out = results.map((result, i): Measurement => {
+    const { id, title, spec } = parts[i]!;
+    return {
+      id,
+      title,
+      protocol: spec.protocol,
+      concurrency: spec.ratePerSecond ? `${spec.ratePerSecond}/s open loop` : String(spec.concurrency),
+      instances,
+      result,
+      peakRssBytes: peakRss,
+      cpu,
+    };
+  });
+  for (const m of out) {
+    ctx.measurements.push(m);
+    report(m);
+  }
+  return out;
+}
+
+// ---- ceilings ----
+
+/** The server's argon2 parameters and hash concurrency: its defaults unless --server-env changes them. */
+function hashBudget(settings: Settings) {
+  const env = (name: string, fallback: number) => Number(settings.serverEnv[name] ?? fallback);
+  return {
+    memoryKib: env("GATEHOUSE_ARGON2_MEMORY_KIB", 19456),
+    iterations: env("GATEHOUSE_ARGON2_ITERATIONS", 2),
+    parallelism: env("GATEHOUSE_ARGON2_PARALLELISM", 1),
+    concurrency: env("GATEHOUSE_HASH_CONCURRENCY", settings.cores),
+  };
+}
+
+async function argon2Ceiling(ctx: Context): Promise<void> {
+  const spec: Argon2CeilingSpec = {
+    ...hashBudget(ctx.settings),
+    warmupMs: ctx.settings.warmupMs,
+    durationMs: ctx.settings.durationMs,
+  };
+  await quiet(ctx, "ceiling.argon2");
+  const child = fork(join(REPO_ROOT, "bench", "ceilings", "argon2-ceiling.ts"), [], { execArgv: [], stdio: "inherit" });
+  const meter = new PeakRss(child.pid!);
+  meter.start();
+  const cpuStart = cpuSnapshot();
+  const result = await new Promise<Argon2CeilingResult>((resolve, reject) => {
+    child.once("message", (message) => resolve(message as Argon2CeilingResult));
+    child.once("exit", (code) => reject(new Error(`argon2 ceiling exited with ${code}`)));
+    child.send(spec);
+  });
+  const cpu = cpuSince(cpuStart, cpuSnapshot(), { servers: [child.pid!] });
+  meter.stop();
+  await exited(child);
+  ctx.argon2 = { ...result, memoryKib: spec.memoryKib, iterations: spec.iterations, parallelism: spec.parallelism, concurrency: spec.concurrency, cpu };
+  log(
+    `  ceiling.argon2 (m=${spec.memoryKib} t=${spec.iterations} p=${spec.parallelism}, ${spec.concurrency} at once)`.padEnd(36) +
+      `  ${result.verificationsPerSecond.toFixed(1)}/s  p50 ${result.latencyMs.p50.toFixed(1)} ms`,
+  );
+}
+
+async function echoCeilings(ctx: Context, wanted: { method: "getMe" | "introspect" | "refresh" | "listUsers"; protocol: BenchProtocol }[]): Promise<void> {
+  if (wanted.length === 0) return;
+  const child = fork(join(REPO_ROOT, "bench", "ceilings", "echo-server.ts"), [], { execArgv: [], stdio: "inherit" });
+  try {
+    const { port } = await new Promise<{ port: number }>((resolve, reject) => {
+      child.once("message", (message) => resolve(message as { port: number }));
+      child.once("exit", (code) => reject(new Error(`echo server exited with ${code}`)));
+    });
+    const target = [`http://127.0.0.1:${port}`];
+    for (const { method, protocol } of wanted) {
+      const operation: Operation =
+        method === "listUsers" ? { kind: "listUsers", admin: undefined, depth: 0, pageSize: PAGE_SIZE } : { kind: method, users: "none" };
+      const concurrency = concurrencyOf(ctx, method);
+      const id = `ceiling.echo.${method}.${protocol}`;
+      await measure(ctx, 1, [child.pid!], [{ id, title: `Ceiling: bare connect-node ${method}`, spec: spec(ctx, id, target, protocol, operation, concurrency) }]);
+    }
+  } finally {
+    await terminate(child, 5_000);
+  }
+}
+
+// ---- Gatehouse ----
+
+async function withServers<T>(
+  ctx: Context,
+  name: string,
+  databaseUrl: string,
+  count: number,
+  work: (servers: ServerProcess[]) => Promise<T>,
+  nodeFlags: string[] = [],
+): Promise<T> {
+  const servers: ServerProcess[] = [];
+  try {
+    // One after the other: the first migrates and creates the signing key and the admin.
+    for (let i = 0; i < count; i++) {
+      servers.push(
+        await startServer({
+          name: `${name}-${i + 1}`,
+          databaseUrl,
+          logDir: ctx.workDir,
+          env: ctx.serverEnv,
+          nodeFlags: [...ctx.settings.serverFlags, ...nodeFlags],
+        }),
+      );
+    }
+    return await work(servers);
+  } finally {
+    await Promise.all(servers.map((server) => server.stop()));
+  }
+}
+
+async function smallDatabaseScenarios(ctx: Context, cluster: Cluster, seeding: BenchReport["seeding"]): Promise<void> {
+  const { settings } = ctx;
+  const ids = [
+    "listUsers.first.small",
+    "listUsers.deep.small",
+    "login.connect-json",
+    "register.connect-json",
+    "refresh.connect-json",
+    "refresh.grpc",
+    "getMe.connect-json",
+    "getMe.grpc",
+    "introspect.connect-json",
+    "introspect.grpc",
+    "flood.1",
+    "flood.2",
+  ].filter((id) => selected(settings, id));
+  const profiled = settings.profile
+    ? ["refresh.connect-json", "getMe.connect-json", "getMe.grpc", "introspect.connect-json", "introspect.grpc", "login.connect-json"].filter((id) =>
+        selected(settings, id),
+      )
+    : [];
+  if (ids.length === 0 && profiled.length === 0) return;
+
+  log(`\nSeeding ${settings.smallUsers.toLocaleString("en")} users (small database)…`);
+  const url = await cluster.createDatabase("gatehouse_bench_small");
+  const seeded = await seedUsers(url, settings.smallUsers, SMALL_PREFIX);
+  seeding.push({ database: "small", users: settings.smallUsers, seconds: seeded.seconds, output: seeded.output });
+  log(`  ${seeded.output}`);
+
+  const users = { usernamePrefix: SMALL_PREFIX, userCount: settings.smallUsers, password: SEED_PASSWORD };
+  const run = async (id: string, profileDir?: string) => {
+    const [kind, variant] = id.split(".") as [string, string];
+    const nodeFlags = profileDir ? ["--cpu-prof", "--cpu-prof-dir", profileDir, "--cpu-prof-name", `${id}.cpuprofile`] : [];
+    const instances = kind === "flood" ? Number(variant) : 1;
+    return withServers(ctx, profileDir ? `profile-${id}` : id, url, instances, async (servers) => {
+      const targets = servers.map((s) => s.baseUrl);
+      const pids = servers.map((s) => s.pid);
+      const protocol = (variant === "grpc" ? "grpc" : "connect-json") as BenchProtocol;
+      switch (kind) {
+        case "listUsers": {
+          const depth = variant === "deep" ? Math.floor(settings.smallUsers * DEEP_FRACTION) : 0;
+          return measure(ctx, 1, pids, [
+            {
+              id: `listUsers.${variant}.${settings.smallUsers}`,
+              title: `ListUsers ${variant} page, ${settings.smallUsers.toLocaleString("en")} users`,
+              spec: spec(ctx, id, targets, protocol, { kind: "listUsers", admin: ADMIN, depth, pageSize: PAGE_SIZE }, concurrencyOf(ctx, "listUsers")),
+            },
+          ]);
+        }
+        case "login":
+          return measure(ctx, 1, pids, [
+            { id: profileDir ? `profile.${id}` : id, title: "Login", spec: spec(ctx, id, targets, protocol, { kind: "login", ...users }, concurrencyOf(ctx, "login")) },
+          ]);
+        case "register":
+          return measure(ctx, 1, pids, [
+            {
+              id,
+              title: "Register",
+              spec: spec(ctx, id, targets, protocol, { kind: "register", tag: settings.seed.toString(36) }, concurrencyOf(ctx, "register")),
+            },
+          ]);
+        case "refresh":
+        case "getMe":
+        case "introspect": {
+          const title = { refresh: "Refresh (rotation chain)", getMe: "GetMe", introspect: "Introspect" }[kind];
+          return measure(ctx, 1, pids, [
+            { id: profileDir ? `profile.${id}` : id, title, spec: spec(ctx, id, targets, protocol, { kind, users }, concurrencyOf(ctx, kind)) },
+          ]);
+        }
+        case "flood": {
+          const where = `${instances} instance${instances > 1 ? "s" : ""}`;
+          return measure(ctx, instances, pids, [
+            {
+              id: `${id}.flood`,
+              title: `Login flood, ${where}`,
+              spec: spec(ctx, `${id} flood`, targets, "connect-json", { kind: "login", ...users }, concurrencyOf(ctx, "flood")),
+            },
+            {
+              // A second client: its own process and connections, signed in as users the flood also uses.
+              id: `${id}.probe`,
+              title: `GetMe during the login flood, ${where}`,
+              spec: spec(ctx, `${id} probe`, targets, "connect-json", { kind: "getMe", users }, 4, { ratePerSecond: PROBE_RATE, seed: settings.seed + 1 }),
+            },
+          ]);
+        }
+        default:
+          throw new Error(`unknown scenario ${id}`);
+      }
+    }, nodeFlags);
+  };
+
+  log(`\nGatehouse, ${settings.smallUsers.toLocaleString("en")} users:`);
+  for (const id of ids) await run(id);
+  if (profiled.length > 0) {
+    const profileDir = resolve(settings.outDir, "profiles");
+    await mkdir(profileDir, { recursive: true });
+    log(`\nProfiling (node --cpu-prof on the server; profiles in ${profileDir}):`);
+    for (const id of profiled) {
+      const [measured] = await run(id, profileDir);
+      // The server wrote its profile on exit; keep only the measured window.
+      const summary = await summariseProfile(join(profileDir, `${id}.cpuprofile`), measured!.result.windowMicros);
+      ctx.profiles.push({ ...summary, id, title: `${measured!.title} over ${measured!.protocol}`, throughput: measured!.result.throughput });
+    }
+  }
+}
+
+async function largeDatabaseScenarios(ctx: Context, cluster: Cluster, seeding: BenchReport["seeding"]): Promise<void> {
+  const { settings } = ctx;
+  const count = settings.largeUsers;
+  const variants = (["first", "deep"] as const).filter((variant) => selected(settings, `listUsers.${variant}.large`));
+  if (count === 0 || variants.length === 0) return;
+  log(`\nSeeding ${count.toLocaleString("en")} users (large database)…`);
+  const url = await cluster.createDatabase("gatehouse_bench_large");
+  const seeded = await seedUsers(url, count, LARGE_PREFIX);
+  seeding.push({ database: "large", users: count, seconds: seeded.seconds, output: seeded.output });
+  log(`  ${seeded.output}`);
+  log(`\nGatehouse, ${count.toLocaleString("en")} users:`);
+  for (const variant of variants) {
+    await withServers(ctx, `listUsers.${variant}.large`, url, 1, (servers) => {
+      const depth = variant === "deep" ? Math.floor(count * DEEP_FRACTION) : 0;
+      return measure(ctx, 1, [servers[0]!.pid], [
+        {
+          id: `listUsers.${variant}.${count}`,
+          title: `ListUsers ${variant} page, ${count.toLocaleString("en")} users`,
+          spec: spec(ctx, `listUsers.${variant}.large`, [servers[0]!.baseUrl], "connect-json", { kind: "listUsers", admin: ADMIN, depth, pageSize: PAGE_SIZE }, concurrencyOf(ctx, "listUsers")),
+        },
+      ]);
+    });
+  }
+}
+
+async function main(): Promise<number> {
+  let settings: Settings;
+  try {
+    settings = parseSettings(process.argv.slice(2));
+  } catch (error) {
+    if (!(error instanceof BenchUsageError)) throw error;
+    if (error.message) process.stderr.write(`bench: ${error.message}\n\n`);
+    process.stderr.write(`${BENCH_USAGE}\n`);
+    return error.message ? 2 : 0;
+  }
+  const startedAt = new Date();
+  const workDir = await mkdtemp(join(tmpdir(), "gatehouse-bench-"));
+  const ctx: Context = {
+    settings,
+    workDir,
+    measurements: [],
+    profiles: [],
+    serverEnv: {
+      GATEHOUSE_BOOTSTRAP_ADMIN_EMAIL: "bench-admin@bench.example",
+      GATEHOUSE_BOOTSTRAP_ADMIN_USERNAME: ADMIN.username,
+      GATEHOUSE_BOOTSTRAP_ADMIN_PASSWORD: ADMIN.password,
+      ...(settings.logLevel ? { GATEHOUSE_LOG_LEVEL: settings.logLevel } : {}),
+      ...settings.serverEnv,
+    },
+  };
+  const machine = describeMachine();
+  log(`Gatehouse benchmark — ${machine.cpuModel}, ${machine.cores} cores, ${machine.memoryGb} GB; work dir ${workDir}`);
+  const cluster = await openCluster(workDir);
+  const seeding: BenchReport["seeding"] = [];
+  let failed: unknown;
+  try {
+    log(`PostgreSQL ${cluster.version} (${cluster.kind})\n\nCeilings:`);
+    const wantsHashing = ["login", "register", "flood"].some((id) => selected(settings, id));
+    if (wantsHashing) await argon2Ceiling(ctx);
+    const echo: Parameters<typeof echoCeilings>[1] = [];
+    for (const method of ["getMe", "introspect", "refresh"] as const) {
+      for (const protocol of ["connect-json", "grpc"] as const) {
+        if (selected(settings, `${method}.${protocol}`)) echo.push({ method, protocol });
+      }
+    }
+    if (selected(settings, "listUsers")) echo.push({ method: "listUsers", protocol: "connect-json" });
+    await echoCeilings(ctx, echo);
+    await smallDatabaseScenarios(ctx, cluster, seeding);
+    await largeDatabaseScenarios(ctx, cluster, seeding);
+  } catch (error) {
+    failed = error;
+    log(`\nThe run stopped early: ${error instanceof Error ? error.stack : String(error)}\nServer logs are in ${workDir}`);
+  } finally {
+    await cluster.stop().catch((error: unknown) => log(`stopping PostgreSQL failed: ${String(error)}`));
+  }
+
+  const benchReport: BenchReport = {
+    version: 1,
+    startedAt: startedAt.toISOString(),
+    finishedAt: new Date().toISOString(),
+    complete: failed === undefined,
+    command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(" ")}` : ""}`,
+    machine,
+    database: { kind: cluster.kind, version: cluster.version },
+    settings: {
+      durationS: settings.durationMs / 1000,
+      warmupS: settings.warmupMs / 1000,
+      seed: settings.seed,
+      concurrency: settings.concurrency ?? CONCURRENCY,
+      probeRatePerSecond: PROBE_RATE,
+      listPageSize: PAGE_SIZE,
+      deepPageFraction: DEEP_FRACTION,
+      smallUsers: settings.smallUsers,
+      largeUsers: settings.largeUsers,
+      serverLogLevel: settings.logLevel ?? "info (default)",
+      serverEnv: settings.serverEnv,
+      serverFlags: settings.serverFlags,
+      argon2: hashBudget(settings),
+    },
+    seeding,
+    argon2Ceiling: ctx.argon2,
+    measurements: ctx.measurements,
+    rows: [],
+    profiles: ctx.profiles,
+  };
+  benchReport.rows = buildRows(benchReport);
+  const date = startedAt.toISOString().slice(0, 10);
+  const outDir = resolve(settings.outDir);
+  await mkdir(outDir, { recursive: true });
+  const markdown = renderMarkdown(benchReport);
+  await writeFile(join(outDir, `${date}.json`), `${JSON.stringify(benchReport, null, 2)}\n`);
+  await writeFile(join(outDir, `${date}.md`), `${markdown}\n${ctx.profiles.length ? `\n${renderProfiles(ctx.profiles)}\n` : ""}`);
+  process.stdout.write(`\n${markdown}\n`);
+  if (ctx.profiles.length) process.stdout.write(`\n${renderProfiles(ctx.profiles)}\n`);
+  log(`\nWrote ${join(outDir, `${date}.json`)} and ${date}.md`);
+  if (failed === undefined) await rm(workDir, { recursive: true, force: true });
+  return failed === undefined ? 0 : 1;
+}
+
+process.exitCode = await main();
