@@ -1,10 +1,10 @@
 import { ConnectError } from "@connectrpc/connect";
 import type { Readable, Writable } from "node:stream";
-import { connectDatabase } from "../gatehouse.ts";
 import type { Config } from "../platform/config/config.ts";
 import type { Logger } from "../platform/observability/logger.ts";
 import { checkAdminInput, createAdmin } from "../users/first-admin.ts";
 import { parseFlags, UsageError } from "./arguments.ts";
+import { openCommandDatabase } from "./database.ts";
 import { readPassword } from "./password-input.ts";
 
 export const CREATE_ADMIN_USAGE = `Usage: gatehouse create-admin --email <address> --username <name> [--first-name <name>] [--last-name <name>]
@@ -59,7 +59,9 @@ export async function runCreateAdmin(
   try {
     // Refuse a weak password or a malformed name before starting a database for nothing.
     checkAdminInput(input);
-    const { orm, embedded } = await connectDatabase(config, logger);
+    const database = await openCommandDatabase(config, logger, io.stderr, "create-admin");
+    if (!database) return 1;
+    const { orm, embedded } = database;
     try {
       const admin = await createAdmin(orm.em.fork(), config, input);
       io.stdout.write(`Created admin "${admin.username}" <${admin.email}> with id ${admin.id}.\n`);

@@ -1,12 +1,12 @@
 import { randomBytes } from "node:crypto";
 import type { Writable } from "node:stream";
 import { sql } from "kysely";
-import { connectDatabase } from "../gatehouse.ts";
 import { createPasswordHasher } from "../passwords/password-hasher.ts";
 import type { Config } from "../platform/config/config.ts";
 import type { Logger } from "../platform/observability/logger.ts";
 import { sqlExecutor, type Db } from "../users/transaction.ts";
 import { parseFlags, UsageError } from "./arguments.ts";
+import { openCommandDatabase } from "./database.ts";
 
 /** Every seeded user signs in with this; seeded users are for benchmarks, never for a real server. */
 export const SEED_PASSWORD = "gatehouse seeded user";
@@ -85,7 +85,9 @@ export async function runSeed(
     return 2;
   }
 
-  const { orm, embedded } = await connectDatabase(config, logger);
+  const database = await openCommandDatabase(config, logger, io.stderr, "seed");
+  if (!database) return 1;
+  const { orm, embedded } = database;
   try {
     const passwordHash = await createPasswordHasher(config).hash(SEED_PASSWORD);
     const started = performance.now();
