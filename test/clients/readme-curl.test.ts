@@ -14,6 +14,7 @@ import { ROOT } from "./client-build.ts";
  */
 const README = join(ROOT, "README.md");
 const DOCUMENTED_URL = "http://localhost:8080";
+const ADMIN_PASSWORD = "an admin passphrase for the readme";
 
 function curlBlocks(markdown: string): string[] {
   const blocks: string[] = [];
@@ -37,7 +38,12 @@ describe("the README's curl commands", () => {
   let blocks: string[];
   before(async () => {
     blocks = curlBlocks(await readFile(README, "utf8"));
-    server = await startTestServer();
+    // The user-management walk-through signs in as the first admin, with $ADMIN_PASSWORD.
+    server = await startTestServer({
+      GATEHOUSE_BOOTSTRAP_ADMIN_EMAIL: "admin@example.com",
+      GATEHOUSE_BOOTSTRAP_ADMIN_USERNAME: "admin",
+      GATEHOUSE_BOOTSTRAP_ADMIN_PASSWORD: ADMIN_PASSWORD,
+    });
   });
   after(() => server.stop());
 
@@ -55,6 +61,7 @@ describe("the README's curl commands", () => {
     const { code, output } = await runShell(script, {
       PATH: `${join(ROOT, "node_modules/.bin")}:${process.env.PATH ?? ""}`,
       HOME: process.env.HOME ?? "/tmp",
+      ADMIN_PASSWORD,
     });
 
     for (let i = 0; i < blocks.length; i++) {
