@@ -32,8 +32,8 @@ import { createUserHandler } from "./users/user-handler.ts";
 
 /**
  * The composition root: every service, interceptor and endpoint of Gatehouse, wired once.
- * Interceptors run outermost first: metrics → log → map errors → scope the database → validate →
- * authenticate. `clock` decides every expiry (tests pass one they can move).
+ * Interceptors run outermost first: metrics → log → map errors → scope the database →
+ * authenticate → validate (a caller without a token learns nothing about the request schema). `clock` decides every expiry (tests pass one they can move).
  */
 export function createApp(config: Config, logger: Logger, orm: MikroORM, options: { clock?: Clock } = {}): GatehouseServer {
   const db = (): Db => orm.em.getConnection().getClient();
@@ -65,8 +65,8 @@ export function createApp(config: Config, logger: Logger, orm: MikroORM, options
       createRequestLogInterceptor(logger),
       createErrorInterceptor(logger),
       createRequestScopeInterceptor(orm),
-      createValidateInterceptor(),
       createAuthenticationInterceptor({ accessTokens, clock, config }),
+      createValidateInterceptor(),
     ],
     readMaxBytes: config.maxRequestBytes,
     maxTimeoutMs: config.maxCallTimeoutMs,

