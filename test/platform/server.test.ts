@@ -151,3 +151,19 @@ describe("one port, every protocol", () => {
     assert.match(simple.headers.get("access-control-expose-headers") ?? "", /grpc-status/i);
   });
 });
+
+describe("the error interceptor", () => {
+  test("keeps a deliberate code that has no reason, and hides unexpected errors", async () => {
+    const { toWireError } = await import("../../src/platform/errors/error-interceptor.ts");
+    const { createLogger } = await import("../../src/platform/observability/logger.ts");
+    const logger = createLogger("silent");
+    const signal = new AbortController().signal;
+    const unimplemented = toWireError(new ConnectError("not here yet", Code.Unimplemented), signal, logger, "X");
+    assert.equal(unimplemented.code, Code.Unimplemented);
+    const hidden = toWireError(new Error("relation \"users\" does not exist at /src/x.ts:1"), signal, logger, "X");
+    assert.equal(hidden.code, Code.Internal);
+    assert.doesNotMatch(hidden.message, /relation|users|\.ts/);
+    const internal = toWireError(new ConnectError("select * from secrets", Code.Internal), signal, logger, "X");
+    assert.doesNotMatch(internal.message, /select/);
+  });
+});

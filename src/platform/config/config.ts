@@ -34,6 +34,10 @@ export interface Config {
   readonly maxRequestBytes: number;
   readonly maxCallTimeoutMs: number;
   readonly shutdownTimeoutMs: number;
+  /** Slow-client defences: a request's headers, a whole request, and an idle connection. */
+  readonly headersTimeoutMs: number;
+  readonly requestTimeoutMs: number;
+  readonly idleTimeoutMs: number;
 }
 
 export class ConfigError extends Error {
@@ -179,6 +183,9 @@ export function loadConfig(env: Env = process.env): Config {
     maxRequestBytes: integer("GATEHOUSE_MAX_REQUEST_BYTES", 64 * 1024, 1024, 16 * 1024 * 1024),
     maxCallTimeoutMs: duration("GATEHOUSE_MAX_CALL_TIMEOUT", "30s"),
     shutdownTimeoutMs: duration("GATEHOUSE_SHUTDOWN_TIMEOUT", "10s"),
+    headersTimeoutMs: duration("GATEHOUSE_HEADERS_TIMEOUT", "10s"),
+    requestTimeoutMs: duration("GATEHOUSE_REQUEST_TIMEOUT", "60s"),
+    idleTimeoutMs: duration("GATEHOUSE_IDLE_TIMEOUT", "60s"),
   };
 
   if (config.signingKeySecret !== undefined && config.signingKeySecret.length < 32) {
@@ -186,6 +193,9 @@ export function loadConfig(env: Env = process.env): Config {
   }
   if (config.sessionIdleTtlMs > config.sessionTtlMs) {
     problems.push("GATEHOUSE_SESSION_IDLE_TTL must not be longer than GATEHOUSE_SESSION_TTL");
+  }
+  if (config.headersTimeoutMs > config.requestTimeoutMs) {
+    problems.push("GATEHOUSE_HEADERS_TIMEOUT must not be longer than GATEHOUSE_REQUEST_TIMEOUT");
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(config);

@@ -26,7 +26,9 @@ export function toWireError(error: unknown, signal: AbortSignal, logger: Logger,
   if (error instanceof ConnectError) {
     if (reasonOf(error) !== undefined) return error;
     if (error.code === Code.InvalidArgument) return withValidationReason(error);
-    if (error.code === Code.DeadlineExceeded || error.code === Code.Canceled) return error;
+    // A deliberate code (unimplemented, deadline_exceeded, …) stands; only internal/unknown, whose
+    // text may come from anywhere, is replaced below.
+    if (error.code !== Code.Internal && error.code !== Code.Unknown) return error;
   }
   if (signal.aborted) {
     return new ConnectError("The call ran out of time before it finished.", Code.DeadlineExceeded);
