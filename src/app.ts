@@ -12,6 +12,7 @@ import { createRefreshCookies } from "./auth/refresh-cookie.ts";
 import { createPasswordHasher } from "./passwords/password-hasher.ts";
 import { createDatabaseClock, readDatabaseTime, type Clock } from "./platform/clock.ts";
 import type { Config } from "./platform/config/config.ts";
+import { createReadiness } from "./platform/database/readiness.ts";
 import { createRequestScopeInterceptor } from "./platform/database/request-scope.ts";
 import { ErrorInfoSchema } from "./platform/errors/error-details.ts";
 import { createErrorInterceptor } from "./platform/errors/error-interceptor.ts";
@@ -20,9 +21,11 @@ import { createGrpcPlatform } from "./platform/grpc/grpc-platform.ts";
 import type { Logger } from "./platform/observability/logger.ts";
 import { createMetrics, kMetrics } from "./platform/observability/metrics.ts";
 import { createRequestLogInterceptor } from "./platform/observability/request-log.ts";
+import { createCallDeadlineInterceptor } from "./platform/server/call-deadline.ts";
 import { kClient } from "./platform/server/context.ts";
 import { createHealthRoutes, isDatabaseReachable } from "./platform/server/health-routes.ts";
 import { sendNotFound } from "./platform/server/http-routes.ts";
+import { createNoStoreInterceptor } from "./platform/server/no-store.ts";
 import { createGatehouseServer, type GatehouseServer } from "./platform/server/server.ts";
 import { startSessionCleanup } from "./sessions/session-cleanup.ts";
 import type { Db } from "./sessions/session-store.ts";
@@ -30,12 +33,21 @@ import { createJwksRoute } from "./signing-keys/jwks-route.ts";
 import { createSigningKeys } from "./signing-keys/signing-keys.ts";
 import { createUserHandler } from "./users/user-handler.ts";
 
+/** The server of createApp, which can also listen before its database is there. */
+export interface GatehouseApp extends GatehouseServer {
+  /** Listens at once; every RPC answers DATABASE_UNAVAILABLE (and /readyz 503) until `prepare()` has run. */
+  listenBeforeReady(): Promise<number>;
+  /** The start-up work this app needs from the database (clock offset, signing key); then it takes calls. */
+  prepare(): Promise<void>;
+}
+
 /**
  * The composition root: every service, interceptor and endpoint of Gatehouse, wired once.
- * Interceptors run outermost first: metrics → log → map errors → scope the database →
- * authenticate → validate (a caller without a token learns nothing about the request schema). `clock` decides every expiry (tests pass one they can move).
+ * Interceptors run outermost first: metrics → log → no-store → map errors → readiness gate →
+ * deadline → scope the database → authenticate → validate (a caller without a token learns
+ * nothing about the request schema). `clock` decides every expiry (tests pass one they can move).
  */
-export function createApp(config: Config, logger: Logger, orm: MikroORM, options: { clock?: Clock } = {}): GatehouseServer {
+export function createApp(config: Config, logger: Logger, orm: MikroORM, options: { clock?: Clock } = {}): GatehouseApp {
   const db = (): Db => orm.em.getConnection().getClient();
   // Every instance decides expiry by the database's clock, whatever its own host's clock says.
   const databaseClock = options.clock
@@ -51,6 +63,7 @@ export function createApp(config: Config, logger: Logger, orm: MikroORM, options
   const authService = createAuthService({ config, clock, hasher, accessTokens });
   const sessionCleanup = startSessionCleanup({ db, clock, lifetimes: config, logger });
 
+  const readiness = createReadiness(() => isDatabaseReachable(orm));
   const metrics = createMetrics();
   metrics.registerDatabasePool(() => orm.em.getConnection().getNativeClient());
   metrics.registerHashQueueGauge(() => hasher.queueDepth);
@@ -63,13 +76,18 @@ export function createApp(config: Config, logger: Logger, orm: MikroORM, options
     interceptors: [
       metrics.interceptor,
       createRequestLogInterceptor(logger),
+      createNoStoreInterceptor(),
       createErrorInterceptor(logger),
+      readiness.interceptor,
+      createCallDeadlineInterceptor(config.maxCallTimeoutMs),
       createRequestScopeInterceptor(orm),
       createAuthenticationInterceptor({ accessTokens, clock, config }),
       createValidateInterceptor(),
     ],
+    // Checked before parsing, and for compressed bodies against their inflated size.
     readMaxBytes: config.maxRequestBytes,
-    maxTimeoutMs: config.maxCallTimeoutMs,
+    // No maxTimeoutMs here: Connect would refuse a longer client deadline with invalid_argument;
+    // the deadline interceptor caps it at maxCallTimeoutMs instead.
     jsonOptions: { ignoreUnknownFields: false },
     contextValues: (req) =>
       createContextValues()
@@ -89,7 +107,7 @@ export function createApp(config: Config, logger: Logger, orm: MikroORM, options
     services: [AuthService, UserService],
     // Lets reflection clients decode the google.rpc.ErrorInfo detail of every Gatehouse error.
     extraFiles: [ErrorInfoSchema.file],
-    isReady: cachedReadiness(() => isDatabaseReachable(orm)),
+    isReady: cachedReadiness(readiness.isReady),
   });
   const platformRpcHandler = connectNodeAdapter({
     routes: grpcPlatform.routes,
@@ -103,18 +121,24 @@ export function createApp(config: Config, logger: Logger, orm: MikroORM, options
     config,
     logger,
     rpcHandler: platformRpcHandler,
-    routes: { ...createHealthRoutes(orm), "/metrics": metrics.route, ...createJwksRoute(signingKeys, logger) },
+    routes: { ...createHealthRoutes(readiness.isReady), "/metrics": metrics.route, ...createJwksRoute(signingKeys, logger) },
   });
-  return {
+  const prepare = async () => {
+    await databaseClock?.sync();
+    if (databaseClock && Math.abs(databaseClock.offsetMs) > 1_000) {
+      logger.warn({ offsetMs: Math.round(databaseClock.offsetMs) }, "this host's clock differs from the database's; using the database's");
+    }
     // The first instance to start generates the signing key, before it takes any call.
+    await signingKeys.active();
+    readiness.markStarted();
+  };
+  return {
     listen: async () => {
-      await databaseClock?.sync();
-      if (databaseClock && Math.abs(databaseClock.offsetMs) > 1_000) {
-        logger.warn({ offsetMs: Math.round(databaseClock.offsetMs) }, "this host's clock differs from the database's; using the database's");
-      }
-      await signingKeys.active();
+      await prepare();
       return server.listen();
     },
+    listenBeforeReady: () => server.listen(),
+    prepare,
     close: () => {
       sessionCleanup.stop();
       databaseClock?.stop();

@@ -64,8 +64,15 @@ async function main(argv: string[]): Promise<number> {
         for (const signal of ["SIGINT", "SIGTERM"] as const) process.once(signal, () => resolve(signal));
       });
       const gatehouse = await startGatehouse(config, logger);
-      const signal = await signalled;
-      logger.info({ signal }, "shutting down: draining in-flight calls");
+      // Start-up work that waited for the database can still fail for good (a refused bootstrap
+      // value, say): then stop as a failed start would have.
+      const failed = gatehouse.ready.then(() => new Promise<never>(() => {}));
+      const outcome = await Promise.race([signalled, failed.catch((error: unknown) => ({ error }))]);
+      if (typeof outcome === "object") {
+        await gatehouse.stop();
+        throw outcome.error;
+      }
+      logger.info({ signal: outcome }, "shutting down: draining in-flight calls");
       await gatehouse.stop();
       logger.info("stopped");
       return 0;

@@ -4,6 +4,7 @@ import { Migrator } from "@mikro-orm/migrations";
 import pg from "pg";
 import { MikroORM, type EntityManager } from "@mikro-orm/postgresql";
 import type { Logger } from "../observability/logger.ts";
+import { bindPoolToCalls } from "./call-scope.ts";
 import { ENTITIES } from "./entities.ts";
 
 export type { EntityManager };
@@ -15,7 +16,7 @@ export interface DatabaseOptions {
   logger: Logger;
   /** Upper bound of connections this instance opens. */
   poolSize?: number;
-  /** No statement runs longer than this (PostgreSQL `statement_timeout`). */
+  /** No statement runs longer than this (PostgreSQL `statement_timeout`); calls also cancel theirs when they end. */
   statementTimeoutMs?: number;
 }
 
@@ -41,6 +42,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<MikroORM> 
       connectionTimeoutMillis: 5_000,
       statement_timeout: options.statementTimeoutMs ?? 30_000,
       application_name: "gatehouse",
+      onPoolCreated: bindPoolToCalls,
     },
     allowGlobalContext: false,
     ensureDatabase: false,
@@ -59,7 +61,11 @@ const MIGRATION_LOCK_KEY = 0x6761_7465;
  * finds nothing left to do instead of racing to create the same tables.
  */
 export async function migrate(orm: MikroORM): Promise<string[]> {
-  const lock = new pg.Client({ connectionString: orm.config.get("clientUrl"), application_name: "gatehouse-migrate" });
+  const lock = new pg.Client({
+    connectionString: orm.config.get("clientUrl"),
+    application_name: "gatehouse-migrate",
+    connectionTimeoutMillis: 5_000,
+  });
   await lock.connect();
   try {
     await lock.query("select pg_advisory_lock($1)", [MIGRATION_LOCK_KEY]);

@@ -1,12 +1,16 @@
 import type { HandlerContext, Interceptor } from "@connectrpc/connect";
 import type { EntityManager, MikroORM } from "@mikro-orm/postgresql";
 import { kEntityManager } from "../server/context.ts";
+import { runInCall } from "./call-scope.ts";
 
-/** Gives every call its own EntityManager fork, so no identity map is shared between calls. */
+/**
+ * Gives every call its own EntityManager fork, so no identity map is shared between calls, and
+ * binds the database work the call starts to its signal, so none of it outlives the call.
+ */
 export function createRequestScopeInterceptor(orm: MikroORM): Interceptor {
   return (next) => (req) => {
     req.contextValues.set(kEntityManager, orm.em.fork());
-    return next(req);
+    return runInCall(req.signal, () => next(req));
   };
 }
 

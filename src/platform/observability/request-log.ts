@@ -1,13 +1,14 @@
 import { randomUUID } from "node:crypto";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import type { Logger } from "./logger.ts";
-import { kRequestId } from "../server/context.ts";
+import { kClient, kRequestId } from "../server/context.ts";
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
 /**
  * One log line per call: request id (taken from `x-request-id` when it is well-formed), procedure,
- * code and duration. Never the message bodies or headers, which can hold secrets.
+ * client IP (as far as Gatehouse believes it, see kClient), code and duration. Never the message
+ * bodies or headers, which can hold secrets.
  */
 export function createRequestLogInterceptor(logger: Logger): Interceptor {
   return (next) => async (req) => {
@@ -16,7 +17,7 @@ export function createRequestLogInterceptor(logger: Logger): Interceptor {
     req.contextValues.set(kRequestId, requestId);
     const started = performance.now();
     const procedure = `${req.service.typeName}/${req.method.name}`;
-    const fields = () => ({ requestId, procedure });
+    const fields = () => ({ requestId, procedure, ip: req.contextValues.get(kClient).ipAddress });
     try {
       const res = await next(req);
       res.header.set("x-request-id", requestId);

@@ -3,12 +3,15 @@ import { sendJson, type HttpRoute } from "./http-routes.ts";
 
 const READINESS_TIMEOUT_MS = 2_000;
 
-/** `/healthz`: the process answers. `/readyz`: and it can reach its database. */
-export function createHealthRoutes(orm: MikroORM): Record<string, HttpRoute> {
+/**
+ * `/healthz`: the process answers. `/readyz`: and it takes calls — its start-up work is done and
+ * its database answers (`isReady`, see database/readiness.ts).
+ */
+export function createHealthRoutes(isReady: () => Promise<boolean>): Record<string, HttpRoute> {
   return {
     "/healthz": (_req, res) => sendJson(res, 200, { status: "ok" }, { "cache-control": "no-store" }),
     "/readyz": async (_req, res) => {
-      const ready = await isDatabaseReachable(orm);
+      const ready = await isReady();
       sendJson(res, ready ? 200 : 503, { status: ready ? "ready" : "database unavailable" }, { "cache-control": "no-store" });
     },
   };

@@ -7,8 +7,8 @@ const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 export interface ProtocolTargets {
   http1: { emit(event: "connection", socket: Socket): boolean };
   http2: { emit(event: "connection", socket: Duplex): boolean };
-  /** How long a connection may stay silent before its first bytes arrive. */
-  firstByteTimeoutMs: number;
+  /** How long a connection may take to send the bytes that tell its protocol, however it trickles them. */
+  firstBytesTimeoutMs: number;
 }
 
 /**
@@ -19,7 +19,11 @@ export interface ProtocolTargets {
 export function createProtocolListener(targets: ProtocolTargets): NetServer {
   return createNetServer({ noDelay: true }, (socket) => {
     let received = Buffer.alloc(0);
-    socket.setTimeout(targets.firstByteTimeoutMs, () => socket.destroy());
+    // An absolute deadline, not an idle timeout: a client dripping one byte at a time must not
+    // hold the connection open. Once handed over, the protocol's own server times it.
+    const sniffing = setTimeout(() => socket.destroy(), targets.firstBytesTimeoutMs);
+    sniffing.unref();
+    socket.once("close", () => clearTimeout(sniffing));
     socket.on("error", () => socket.destroy());
     const onData = (chunk: Buffer): void => {
       received = Buffer.concat([received, chunk]);
@@ -28,7 +32,7 @@ export function createProtocolListener(targets: ProtocolTargets): NetServer {
       if (isHttp2 && received.length < HTTP2_PREFACE.length) return;
       socket.off("data", onData);
       socket.pause();
-      socket.setTimeout(0);
+      clearTimeout(sniffing);
       if (isHttp2) {
         targets.http2.emit("connection", replayingStream(socket, received));
       } else {

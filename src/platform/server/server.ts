@@ -15,7 +15,8 @@ import { respond, sendNotFound, type HttpRequest, type HttpResponse, type HttpRo
 import { createProtocolListener } from "./protocol-listener.ts";
 
 export interface ServerOptions {
-  config: Pick<Config, "host" | "port" | "tls" | "corsOrigins" | "shutdownTimeoutMs">;
+  config: Pick<Config, "host" | "port" | "tls" | "corsOrigins" | "shutdownTimeoutMs"> &
+    Partial<Pick<Config, "headersTimeoutMs" | "requestTimeoutMs" | "idleTimeoutMs">>;
   logger: Logger;
   /** Handles RPC paths; calls `fallback` for anything else. */
   rpcHandler: (req: HttpRequest, res: HttpResponse) => void;
@@ -30,12 +31,13 @@ export interface GatehouseServer {
   close(): Promise<void>;
 }
 
-const HEADERS_TIMEOUT_MS = 10_000;
-const REQUEST_TIMEOUT_MS = 60_000;
-const IDLE_TIMEOUT_MS = 60_000;
+/** How long an idle HTTP/1.1 keep-alive connection stays open between requests. */
+const KEEP_ALIVE_TIMEOUT_MS = 5_000;
 
 export function createGatehouseServer(options: ServerOptions): GatehouseServer {
-  const { config, logger, rpcHandler, routes } = options;
+  const { logger, rpcHandler, routes } = options;
+  // The defaults of GATEHOUSE_HEADERS_TIMEOUT, _REQUEST_TIMEOUT and _IDLE_TIMEOUT.
+  const config = { headersTimeoutMs: 10_000, requestTimeoutMs: 60_000, idleTimeoutMs: 60_000, ...options.config };
   const allowedOrigins = new Set(config.corsOrigins);
   let inFlight = 0;
   let drained: (() => void) | undefined;
@@ -65,7 +67,7 @@ export function createGatehouseServer(options: ServerOptions): GatehouseServer {
       sessions.add(session);
       session.once("close", () => sessions.delete(session));
     });
-    server.setTimeout(IDLE_TIMEOUT_MS);
+    server.setTimeout(config.idleTimeoutMs);
   };
 
   let listener: NetServer | Http2SecureServer;
@@ -78,13 +80,21 @@ export function createGatehouseServer(options: ServerOptions): GatehouseServer {
     trackSessions(secure);
     listener = secure;
   } else {
+    // Slow clients (slowloris): Node answers 408 and closes a connection whose headers are not
+    // complete within headersTimeout, or whose whole request is not within requestTimeout. It
+    // checks every connectionsCheckingInterval, so that is kept well below the timeouts.
     http1 = createHttp1Server(
-      { headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS, keepAliveTimeout: 5_000 },
+      {
+        headersTimeout: config.headersTimeoutMs,
+        requestTimeout: config.requestTimeoutMs,
+        keepAliveTimeout: Math.min(KEEP_ALIVE_TIMEOUT_MS, config.idleTimeoutMs),
+        connectionsCheckingInterval: Math.max(50, Math.min(1_000, Math.floor(config.headersTimeoutMs / 4))),
+      },
       handle,
     );
     const http2 = createHttp2Server({}, handle);
     trackSessions(http2);
-    listener = createProtocolListener({ http1, http2, firstByteTimeoutMs: HEADERS_TIMEOUT_MS });
+    listener = createProtocolListener({ http1, http2, firstBytesTimeoutMs: config.headersTimeoutMs });
   }
   const sockets = new Set<Socket>();
   listener.on("connection", (socket: Socket) => {

@@ -1,0 +1,118 @@
+import { AsyncLocalStorage } from "node:async_hooks";
+import { connect as connectSocket, type Socket } from "node:net";
+import type pg from "pg";
+
+/**
+ * Ties database work to the call that started it, so that no query outlives its call: when the
+ * call's signal aborts (its deadline, the server's cap, or the client going away), the query it
+ * is running is cancelled on the server, a connection it is still waiting for is given back, and
+ * its connection runs nothing more but a ROLLBACK. A transaction cut short this way is rolled
+ * back whole, never committed after its caller has been told it failed.
+ *
+ * The call travels in an AsyncLocalStorage set by the request-scope interceptor, so every query
+ * path (MikroORM, the kysely `sql` tag, transactions) is covered at the one place they meet: the
+ * pool's `connect()`.
+ */
+const calls = new AsyncLocalStorage<AbortSignal>();
+
+/** Runs `work` on behalf of a call whose end is `signal`. */
+export function runInCall<T>(signal: AbortSignal, work: () => T): T {
+  return calls.run(signal, work);
+}
+
+/** PostgreSQL's query_canceled code, so the error maps like a cancelled statement. */
+const QUERY_CANCELED = "57014";
+
+function callEnded(): Error {
+  return Object.assign(new Error("the call ended; its database work was stopped"), { code: QUERY_CANCELED });
+}
+
+/** What pg keeps about a connection that a cancel request needs (undocumented but stable members). */
+interface ClientInternals {
+  processID: number | null;
+  secretKey: number | null;
+  host: string;
+  port: number;
+  _getActiveQuery?: () => unknown;
+}
+
+/** Installs the call binding on a pg pool (MikroORM's `onPoolCreated`). */
+export function bindPoolToCalls(pool: pg.Pool): void {
+  const original = pool.connect.bind(pool) as (callback?: unknown) => Promise<pg.PoolClient> | undefined;
+  const connect = () => original() as Promise<pg.PoolClient>;
+  const holders = new WeakMap<pg.PoolClient, AbortSignal>();
+  const guarded = new WeakSet<pg.PoolClient>();
+
+  const guardQueries = (client: pg.PoolClient): void => {
+    if (guarded.has(client)) return;
+    guarded.add(client);
+    const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+    client.query = ((...args: unknown[]) => {
+      const text = typeof args[0] === "string" ? args[0] : undefined;
+      if (holders.get(client)?.aborted && text !== undefined && !/^\s*rollback\b/i.test(text)) {
+        const callback = args.find((arg) => typeof arg === "function") as ((error: Error) => void) | undefined;
+        if (callback) return void process.nextTick(callback, callEnded());
+        return Promise.reject(callEnded());
+      }
+      return query(...args);
+    }) as typeof client.query;
+  };
+
+  const hold = (client: pg.PoolClient, signal: AbortSignal): pg.PoolClient => {
+    guardQueries(client);
+    holders.set(client, signal);
+    const onAbort = () => cancelRunningQuery(client as unknown as ClientInternals);
+    signal.addEventListener("abort", onAbort, { once: true });
+    // The pool gives each checkout a fresh release function, so wrapping it here is per checkout.
+    const release = client.release;
+    client.release = (error?: Error | boolean) => {
+      signal.removeEventListener("abort", onAbort);
+      holders.delete(client);
+      return release(error);
+    };
+    return client;
+  };
+
+  pool.connect = ((callback?: unknown) => {
+    const signal = calls.getStore();
+    if (callback !== undefined || signal === undefined) return original(callback);
+    if (signal.aborted) return Promise.reject(callEnded());
+    return new Promise<pg.PoolClient>((resolve, reject) => {
+      const pending = connect();
+      const onAbort = () => {
+        reject(callEnded());
+        pending.then((client) => client.release(), () => {});
+      };
+      signal.addEventListener("abort", onAbort, { once: true });
+      pending.then(
+        (client) => {
+          if (signal.aborted) return; // onAbort gives it back
+          signal.removeEventListener("abort", onAbort);
+          resolve(hold(client, signal));
+        },
+        (error: unknown) => {
+          signal.removeEventListener("abort", onAbort);
+          reject(error);
+        },
+      );
+    });
+  }) as typeof pool.connect;
+}
+
+/**
+ * Sends PostgreSQL a CancelRequest for the connection's running statement (protocol §53.2.9): a
+ * fresh socket, 16 bytes, no authentication, no pool slot. Nothing happens if none is running.
+ */
+function cancelRunningQuery(client: ClientInternals): void {
+  const { processID, secretKey, host, port } = client;
+  if (!processID || secretKey === null || client._getActiveQuery?.() == null) return;
+  const message = Buffer.alloc(16);
+  message.writeInt32BE(16, 0);
+  message.writeInt32BE(80877102, 4);
+  message.writeInt32BE(processID, 8);
+  message.writeInt32BE(secretKey, 12);
+  const socket: Socket = host.startsWith("/") ? connectSocket({ path: `${host}/.s.PGSQL.${port}` }) : connectSocket({ host, port });
+  socket.setTimeout(5_000, () => socket.destroy());
+  socket.on("error", () => socket.destroy());
+  socket.once("connect", () => socket.end(message));
+}
