@@ -1,3 +1,4 @@
+import type { JsonReadOptions, JsonWriteOptions } from "@bufbuild/protobuf";
 import { createContextValues } from "@connectrpc/connect";
 import { createValidateInterceptor } from "@connectrpc/validate";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
@@ -26,12 +27,23 @@ import { kClient } from "./platform/server/context.ts";
 import { createHealthRoutes, isDatabaseReachable } from "./platform/server/health-routes.ts";
 import { sendNotFound } from "./platform/server/http-routes.ts";
 import { createNoStoreInterceptor } from "./platform/server/no-store.ts";
+import { answerUnparsableMessagesAsInvalid } from "./platform/server/parse-errors.ts";
 import { createGatehouseServer, type GatehouseServer } from "./platform/server/server.ts";
 import { startSessionCleanup } from "./sessions/session-cleanup.ts";
 import type { Db } from "./sessions/session-store.ts";
 import { createJwksRoute } from "./signing-keys/jwks-route.ts";
 import { createSigningKeys } from "./signing-keys/signing-keys.ts";
 import { createUserHandler } from "./users/user-handler.ts";
+
+/**
+ * Request JSON: unknown fields are refused, not ignored; invalid UTF-8 is refused, not replaced
+ * with U+FFFD (binary protobuf already refuses it in every string field). Connect hands these
+ * options to its JSON serialization, which takes the decoder although the option type omits it.
+ */
+const JSON_OPTIONS: Partial<JsonReadOptions & JsonWriteOptions> & { textDecoder: { decode(bytes: Uint8Array): string } } = {
+  ignoreUnknownFields: false,
+  textDecoder: new TextDecoder("utf-8", { fatal: true }),
+};
 
 /** The server of createApp, which can also listen before its database is there. */
 export interface GatehouseApp extends GatehouseServer {
@@ -72,6 +84,7 @@ export function createApp(config: Config, logger: Logger, orm: MikroORM, options
     routes: (router) => {
       router.service(AuthService, createAuthHandler(authService, createRefreshCookies(config)));
       router.service(UserService, createUserHandler({ config, passwordHasher: hasher, clock }));
+      answerUnparsableMessagesAsInvalid(router);
     },
     interceptors: [
       metrics.interceptor,
@@ -88,7 +101,7 @@ export function createApp(config: Config, logger: Logger, orm: MikroORM, options
     readMaxBytes: config.maxRequestBytes,
     // No maxTimeoutMs here: Connect would refuse a longer client deadline with invalid_argument;
     // the deadline interceptor caps it at maxCallTimeoutMs instead.
-    jsonOptions: { ignoreUnknownFields: false },
+    jsonOptions: JSON_OPTIONS,
     contextValues: (req) =>
       createContextValues()
         .set(kClient, {

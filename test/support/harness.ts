@@ -17,6 +17,8 @@ export const PROTOCOLS: readonly ProtocolName[] = ["connect-json", "connect-bina
 export interface TestServer {
   readonly baseUrl: string;
   readonly port: number;
+  /** This server's own database, for tests that need a connection of their own (to hold a lock, say). */
+  readonly databaseUrl: string;
   readonly gatehouse: RunningGatehouse;
   /** Every log line the server wrote, as parsed JSON. */
   readonly logs: Record<string, unknown>[];
@@ -74,6 +76,7 @@ export async function startTestServer(env: Record<string, string> = {}, options:
   return {
     baseUrl,
     port: gatehouse.port,
+    databaseUrl,
     gatehouse,
     logs,
     transport,

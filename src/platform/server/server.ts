@@ -92,6 +92,10 @@ export function createGatehouseServer(options: ServerOptions): GatehouseServer {
       },
       handle,
     );
+    // Node starts enforcing those timeouts (and tracking connections for closeIdleConnections and
+    // closeAllConnections) when the server emits "listening"; this one never listens itself — the
+    // protocol listener hands it its connections — so it is told here, or slow clients go unchecked.
+    http1.emit("listening");
     const http2 = createHttp2Server({}, handle);
     trackSessions(http2);
     listener = createProtocolListener({ http1, http2, firstBytesTimeoutMs: config.headersTimeoutMs });
@@ -123,6 +127,8 @@ export function createGatehouseServer(options: ServerOptions): GatehouseServer {
       }
       clearTimeout(timer);
       http1?.closeAllConnections();
+      // Stops its connection checks; it was never listening, so the callback only says so.
+      http1?.close(() => {});
       for (const session of sessions) session.destroy();
       for (const socket of sockets) socket.destroy();
       await closed;
