@@ -5,6 +5,8 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { MikroORM } from "@mikro-orm/postgresql";
 import { AuthService } from "../gen/gatehouse/auth/v1/auth_pb.js";
 import { UserService } from "../gen/gatehouse/user/v1/user_pb.js";
+import { createAbuseProtection } from "./abuse/abuse-protection.ts";
+import { createClientAddressResolver } from "./abuse/client-address.ts";
 import { createAccessTokens } from "./auth/access-token.ts";
 import { createAuthHandler } from "./auth/auth-handler.ts";
 import { createAuthService } from "./auth/auth-service.ts";
@@ -72,8 +74,10 @@ export function createApp(config: Config, logger: Logger, orm: MikroORM, options
   const hasher = createPasswordHasher(config);
   const signingKeys = createSigningKeys({ db, config, clock });
   const accessTokens = createAccessTokens({ config, clock, keys: signingKeys });
-  const authService = createAuthService({ config, clock, hasher, accessTokens });
-  const sessionCleanup = startSessionCleanup({ db, clock, lifetimes: config, logger });
+  const abuse = createAbuseProtection({ db, clock, config });
+  const authService = createAuthService({ config, clock, hasher, accessTokens, abuse });
+  const sessionCleanup = startSessionCleanup({ db, clock, lifetimes: config, logger, abuse: config });
+  const clientAddress = createClientAddressResolver(config.trustedProxies);
 
   const readiness = createReadiness(() => isDatabaseReachable(orm));
   const metrics = createMetrics();
@@ -106,7 +110,11 @@ export function createApp(config: Config, logger: Logger, orm: MikroORM, options
       createContextValues()
         .set(kClient, {
           // h2c connections reach HTTP/2 through a replaying stream (protocol-listener.ts), which holds the peer address.
-          ipAddress: req.socket.remoteAddress ?? (req.socket as { stream?: { remoteAddress?: string } }).stream?.remoteAddress ?? "",
+          // X-Forwarded-For counts only from GATEHOUSE_TRUSTED_PROXIES (src/abuse/client-address.ts).
+          ipAddress: clientAddress(
+            req.socket.remoteAddress ?? (req.socket as { stream?: { remoteAddress?: string } }).stream?.remoteAddress ?? "",
+            req.headers["x-forwarded-for"],
+          ),
           userAgent: String(req.headers["user-agent"] ?? "").slice(0, 512),
         })
         .set(kMetrics, metrics),

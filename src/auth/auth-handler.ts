@@ -70,7 +70,7 @@ export function createAuthHandler(
     },
 
     async logoutAll(req, ctx) {
-      return { revokedSessions: await auth.logoutAll(database(ctx), requireCaller(ctx), req.password) };
+      return { revokedSessions: await auth.logoutAll(database(ctx), requireCaller(ctx), req.password, ctx.values.get(kClient)) };
     },
 
     async getMe(_req, ctx) {
@@ -110,7 +110,7 @@ export function createAuthHandler(
     },
 
     async introspect(req, ctx) {
-      const result = await auth.introspect(database(ctx), req.token);
+      const result = await auth.introspect(database(ctx), req.token, ctx.values.get(kClient));
       if (!result.active) return { active: false };
       return {
         active: true,

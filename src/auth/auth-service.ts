@@ -1,5 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { TokenPair } from "../../gen/gatehouse/auth/v1/auth_pb.js";
+import type { AbuseProtection } from "../abuse/abuse-protection.ts";
 import { hashInvitationCode } from "../invitations/invitation-code.ts";
 import { consumeInvitation } from "../invitations/invitation-repository.ts";
 import type { PasswordHasher } from "../passwords/password-hasher.ts";
@@ -38,6 +39,7 @@ export interface AuthDeps {
   readonly clock: Clock;
   readonly hasher: PasswordHasher;
   readonly accessTokens: AccessTokens;
+  readonly abuse: AbuseProtection;
 }
 
 /** Where database work runs: the call's own executor, and a way to run a unit in one transaction. */
@@ -64,12 +66,17 @@ export interface Introspection {
  * protected methods, the authenticated caller.
  */
 export function createAuthService(deps: AuthDeps) {
-  const { config, clock, hasher } = deps;
+  const { config, clock, hasher, abuse } = deps;
 
   /** The same answer for an unknown user, a wrong or empty password: code, reason and message. */
   const invalidCredentials = () => gatehouseError("INVALID_CREDENTIALS");
 
-  async function verifyCallerPassword(database: Database, caller: Caller, password: string) {
+  /**
+   * A signed-in caller types its password again (LogoutAll, ChangePassword). A stolen access
+   * token must not become a way to guess the password, so this is throttled like a sign-in.
+   */
+  async function verifyCallerPassword(database: Database, caller: Caller, password: string, client: ClientInfo) {
+    const attempt = await abuse.beginPasswordAttempt(`user:${caller.userId}`, client.ipAddress);
     const found = await findUserWithHash(database.db, { id: caller.userId });
     if (!found) {
       await hasher.verifyDummy(password);
@@ -77,6 +84,7 @@ export function createAuthService(deps: AuthDeps) {
     }
     const { ok } = await hasher.verify(found.passwordHash, password);
     if (!ok) throw invalidCredentials();
+    await attempt.succeeded();
     return found;
   }
 
@@ -86,6 +94,7 @@ export function createAuthService(deps: AuthDeps) {
       input: { username: string; email: string; password: string; firstName: string; lastName: string; invitationCode?: string },
       client: ClientInfo,
     ): Promise<SignedIn> {
+      await abuse.limitCall("register", client.ipAddress);
       if (config.registrationMode === "closed") throw gatehouseError("REGISTRATION_CLOSED");
       const code = input.invitationCode ?? "";
       if (config.registrationMode === "invite" && code === "") {
@@ -125,10 +134,16 @@ export function createAuthService(deps: AuthDeps) {
       input: { identifier: { email: string } | { username: string }; password: string },
       client: ClientInfo,
     ): Promise<SignedIn> {
+      await abuse.limitCall("login", client.ipAddress);
       const by =
         "email" in input.identifier
           ? { email: normaliseEmail(input.identifier.email) }
           : { username: lookupUsername(input.identifier.username) };
+      // Throttled by what was typed, before anything is looked up or hashed: an unknown account
+      // is throttled exactly like a known one.
+      const attempt = await abuse.beginPasswordAttempt("email" in by ? `email:${by.email}` : `username:${by.username}`, client.ipAddress, {
+        perAddress: true,
+      });
       const found = await findUserWithHash(database.db, by);
       if (!found) {
         // Spend the time a real check takes, so timing does not reveal which accounts exist.
@@ -137,6 +152,8 @@ export function createAuthService(deps: AuthDeps) {
       }
       const { ok, needsRehash } = await hasher.verify(found.passwordHash, input.password);
       if (!ok || input.password === "") throw invalidCredentials();
+      // The password was right: this was no guess, whatever comes next.
+      await attempt.succeeded();
       if (found.user.disabled) throw gatehouseError("ACCOUNT_DISABLED");
 
       if (needsRehash) {
@@ -157,6 +174,7 @@ export function createAuthService(deps: AuthDeps) {
     },
 
     async refresh(database: Database, refreshToken: string, client: ClientInfo): Promise<TokenPair> {
+      await abuse.limitCall("refresh", client.ipAddress);
       const tokenHash = hashRefreshToken(refreshToken);
       if (!tokenHash) throw gatehouseError("TOKEN_INVALID", "The refresh token is not valid.");
       // Two attempts: the state read after a failed rotation can be older than the rotation's.
@@ -196,8 +214,8 @@ export function createAuthService(deps: AuthDeps) {
       });
     },
 
-    async logoutAll(database: Database, caller: Caller, password: string): Promise<number> {
-      await verifyCallerPassword(database, caller, password);
+    async logoutAll(database: Database, caller: Caller, password: string, client: ClientInfo): Promise<number> {
+      await verifyCallerPassword(database, caller, password, client);
       return revokeUserSessions(database.db, { userId: caller.userId, reason: "logout_all", now: clock.now(), lifetimes: config });
     },
 
@@ -218,7 +236,7 @@ export function createAuthService(deps: AuthDeps) {
       input: { currentPassword: string; newPassword: string },
       client: ClientInfo,
     ): Promise<TokenPair> {
-      const found = await verifyCallerPassword(database, caller, input.currentPassword);
+      const found = await verifyCallerPassword(database, caller, input.currentPassword, client);
       checkPasswordPolicy(input.newPassword, { username: found.user.username, email: found.user.email });
       const passwordHash = await hasher.hash(input.newPassword);
       return database.transaction(async (tx) => {
@@ -248,7 +266,8 @@ export function createAuthService(deps: AuthDeps) {
     },
 
     /** RFC 7662 in spirit: anything that would not authenticate a call is simply not active. */
-    async introspect(database: Database, token: string): Promise<Introspection> {
+    async introspect(database: Database, token: string, client: ClientInfo): Promise<Introspection> {
+      await abuse.limitCall("introspect", client.ipAddress);
       try {
         const claims = await deps.accessTokens.verify(token);
         const caller = await authenticate(database.db, claims, deps);

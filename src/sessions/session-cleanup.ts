@@ -1,4 +1,6 @@
+import { deleteExpiredAbuseState } from "../abuse/abuse-protection.ts";
 import type { Clock } from "../platform/clock.ts";
+import type { Config } from "../platform/config/config.ts";
 import type { Logger } from "../platform/observability/logger.ts";
 import { deleteRemovedSigningKeys } from "../signing-keys/signing-keys.ts";
 import { deleteEndedSessions, type Db, type SessionLifetimes } from "./session-store.ts";
@@ -8,18 +10,25 @@ const CLEANUP_INTERVAL_MS = 10 * 60_000;
 
 export interface SessionCleanup {
   /** One sweep now; resolves with what was deleted. */
-  runOnce(): Promise<{ sessions: number; signingKeys: number }>;
+  runOnce(): Promise<{ sessions: number; signingKeys: number; abuseState: number }>;
   stop(): void;
 }
 
 /**
- * Deletes ended sessions (and with them their refresh tokens) and signing keys past their
- * removal time, periodically. Ended sessions are refused by their timestamps whether or not the
+ * Deletes ended sessions (and with them their refresh tokens), signing keys past their
+ * removal time, and rate-limit windows and login failures that no longer count, periodically. Ended sessions are refused by their timestamps whether or not the
  * sweep has run yet: it only keeps the tables small. Every instance sweeps; the deletes are
  * idempotent, so they need no coordination.
  */
-export function startSessionCleanup(deps: { db: () => Db; clock: Clock; lifetimes: SessionLifetimes; logger: Logger }): SessionCleanup {
-  const { db, clock, lifetimes, logger } = deps;
+export function startSessionCleanup(deps: {
+  db: () => Db;
+  clock: Clock;
+  lifetimes: SessionLifetimes;
+  logger: Logger;
+  /** With it, the sweep also deletes expired rate-limit windows and login failures. */
+  abuse?: Pick<Config, "loginThrottle">;
+}): SessionCleanup {
+  const { db, clock, lifetimes, logger, abuse } = deps;
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
 
@@ -27,8 +36,10 @@ export function startSessionCleanup(deps: { db: () => Db; clock: Clock; lifetime
     const now = clock.now();
     const sessions = await deleteEndedSessions(db(), { now, lifetimes });
     const signingKeys = await deleteRemovedSigningKeys(db(), now);
+    const abuseState = abuse ? await deleteExpiredAbuseState(db(), now, abuse) : 0;
     if (sessions + signingKeys > 0) logger.info({ sessions, signingKeys }, "deleted ended sessions and removed signing keys");
-    return { sessions, signingKeys };
+    if (abuseState > 0) logger.debug({ rows: abuseState }, "deleted expired rate-limit windows and login failures");
+    return { sessions, signingKeys, abuseState };
   };
 
   const schedule = () => {

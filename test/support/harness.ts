@@ -33,14 +33,19 @@ export interface TestServer {
 /**
  * Starts a real Gatehouse on a free port against a database of its own, created for it on the
  * run's PostgreSQL (embedded, or the server DATABASE_URL points at) and dropped by `stop()`.
- * Pass a `clock` (see manual-clock.ts) to move time instead of sleeping.
+ * Pass a `clock` (see manual-clock.ts) to move time instead of sleeping. With `sameDatabaseAs`,
+ * the server is a second instance on another server's database (stop it before that one, which
+ * drops the database).
  */
-export async function startTestServer(env: Record<string, string> = {}, options: { clock?: Clock } = {}): Promise<TestServer> {
+export async function startTestServer(
+  env: Record<string, string> = {},
+  options: { clock?: Clock; sameDatabaseAs?: TestServer } = {},
+): Promise<TestServer> {
   const adminUrl = process.env.GATEHOUSE_TEST_ADMIN_URL;
   if (!adminUrl) throw new Error("GATEHOUSE_TEST_ADMIN_URL is not set: run the tests with `npm test`");
-  const database = `gatehouse_test_${randomBytes(6).toString("hex")}`;
-  await adminQuery(adminUrl, `CREATE DATABASE "${database}"`);
-  const databaseUrl = withDatabase(adminUrl, database);
+  const database = options.sameDatabaseAs ? undefined : `gatehouse_test_${randomBytes(6).toString("hex")}`;
+  if (database) await adminQuery(adminUrl, `CREATE DATABASE "${database}"`);
+  const databaseUrl = database ? withDatabase(adminUrl, database) : options.sameDatabaseAs!.databaseUrl;
 
   const logs: Record<string, unknown>[] = [];
   const sink = new Writable({
@@ -56,6 +61,13 @@ export async function startTestServer(env: Record<string, string> = {}, options:
     // Cheap hashing keeps the suite fast; the production defaults are covered by the benchmark.
     GATEHOUSE_ARGON2_MEMORY_KIB: "1024",
     GATEHOUSE_ARGON2_ITERATIONS: "1",
+    // Every call of the suite comes from 127.0.0.1, so the per-address limits are off unless a
+    // test (test/abuse/) sets them; the per-account throttling keeps its defaults.
+    GATEHOUSE_RATE_LIMIT_REGISTER: "off",
+    GATEHOUSE_RATE_LIMIT_LOGIN: "off",
+    GATEHOUSE_RATE_LIMIT_LOGIN_FAILURES: "off",
+    GATEHOUSE_RATE_LIMIT_REFRESH: "off",
+    GATEHOUSE_RATE_LIMIT_INTROSPECT: "off",
     ...env,
     DATABASE_URL: databaseUrl,
   });
@@ -86,7 +98,7 @@ export async function startTestServer(env: Record<string, string> = {}, options:
     stop: async () => {
       await pool.end();
       await gatehouse.stop();
-      await adminQuery(adminUrl, `DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`);
+      if (database) await adminQuery(adminUrl, `DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`);
     },
   };
 }

@@ -1,9 +1,39 @@
+import { isIP } from "node:net";
 import { availableParallelism } from "node:os";
 import { parseDuration } from "./duration.ts";
 
 export type RegistrationMode = "open" | "invite" | "closed";
 export type SigningAlgorithm = "EdDSA" | "ES256";
 export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+
+/** At most `limit` calls per sliding `windowMs` from one client address. */
+export interface RateLimit {
+  readonly limit: number;
+  readonly windowMs: number;
+}
+
+/** Per-client-address limits (see src/abuse/); undefined turns one off. */
+export interface RateLimits {
+  readonly register: RateLimit | undefined;
+  readonly login: RateLimit | undefined;
+  /** Failed sign-ins, over any accounts: what stops one address spraying a password. */
+  readonly loginFailures: RateLimit | undefined;
+  readonly refresh: RateLimit | undefined;
+  readonly introspect: RateLimit | undefined;
+}
+
+/** Brute-force throttling of passwords per sign-in identifier (see src/abuse/login-throttle.ts). */
+export interface LoginThrottleConfig {
+  /** Failures of one identifier from one address before delays begin. */
+  readonly lockoutAfter: number;
+  /** The first delay; each further failure doubles it, up to `lockoutMaxMs`. */
+  readonly lockoutBaseMs: number;
+  readonly lockoutMaxMs: number;
+  /** Failures of one identifier, from all addresses together, after which addresses that failed are refused. */
+  readonly maxFailures: number;
+  /** How long failures are remembered. */
+  readonly failureWindowMs: number;
+}
 
 export interface Config {
   /** Unset means: start the embedded PostgreSQL under `dataDir`. */
@@ -38,6 +68,10 @@ export interface Config {
   readonly headersTimeoutMs: number;
   readonly requestTimeoutMs: number;
   readonly idleTimeoutMs: number;
+  /** Proxies (addresses or CIDR ranges) whose X-Forwarded-For is believed; empty: none. */
+  readonly trustedProxies: readonly string[];
+  readonly rateLimits: RateLimits;
+  readonly loginThrottle: LoginThrottleConfig;
 }
 
 export class ConfigError extends Error {
@@ -101,6 +135,31 @@ export function loadConfig(env: Env = process.env): Config {
       .split(",")
       .map((item) => item.trim())
       .filter((item) => item !== "");
+
+  /** `<count>/<duration>` such as `60/1m`, or `off`. */
+  const rateLimit = (name: string, fallback: string): RateLimit | undefined => {
+    const text = read(name) ?? fallback;
+    if (text.toLowerCase() === "off") return undefined;
+    const match = /^(\d+)\s*\/\s*(\S+)$/.exec(text);
+    const limit = match ? Number(match[1]) : Number.NaN;
+    const windowMs = match ? parseDuration(match[2]!) : undefined;
+    if (!Number.isSafeInteger(limit) || limit < 1 || limit > 1_000_000 || windowMs === undefined || windowMs < 1_000 || windowMs > 7 * 86_400_000) {
+      problems.push(`${name}="${text}" must be a number of calls per window from 1s to 7d, like 60/1m or 20/1h, or off`);
+      return undefined;
+    }
+    return { limit, windowMs };
+  };
+
+  const trustedProxies = list("GATEHOUSE_TRUSTED_PROXIES");
+  for (const entry of trustedProxies) {
+    const [address = "", prefix, ...rest] = entry.split("/");
+    const family = isIP(address);
+    const bits = family === 4 ? 32 : 128;
+    const prefixOk = prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= bits);
+    if (family === 0 || !prefixOk || rest.length > 0) {
+      problems.push(`GATEHOUSE_TRUSTED_PROXIES: "${entry}" is not an IP address or CIDR range such as 10.0.0.0/8 or fd00::/8`);
+    }
+  }
 
   const databaseUrl = read("DATABASE_URL");
   if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
@@ -186,6 +245,21 @@ export function loadConfig(env: Env = process.env): Config {
     headersTimeoutMs: duration("GATEHOUSE_HEADERS_TIMEOUT", "10s"),
     requestTimeoutMs: duration("GATEHOUSE_REQUEST_TIMEOUT", "60s"),
     idleTimeoutMs: duration("GATEHOUSE_IDLE_TIMEOUT", "60s"),
+    trustedProxies,
+    rateLimits: {
+      register: rateLimit("GATEHOUSE_RATE_LIMIT_REGISTER", "20/1h"),
+      login: rateLimit("GATEHOUSE_RATE_LIMIT_LOGIN", "60/1m"),
+      loginFailures: rateLimit("GATEHOUSE_RATE_LIMIT_LOGIN_FAILURES", "100/1h"),
+      refresh: rateLimit("GATEHOUSE_RATE_LIMIT_REFRESH", "300/1m"),
+      introspect: rateLimit("GATEHOUSE_RATE_LIMIT_INTROSPECT", "1200/1m"),
+    },
+    loginThrottle: {
+      lockoutAfter: integer("GATEHOUSE_LOGIN_LOCKOUT_AFTER", 5, 1, 100),
+      lockoutBaseMs: duration("GATEHOUSE_LOGIN_LOCKOUT_BASE", "1s"),
+      lockoutMaxMs: duration("GATEHOUSE_LOGIN_LOCKOUT_MAX", "15m"),
+      maxFailures: integer("GATEHOUSE_LOGIN_MAX_FAILURES", 50, 1, 100),
+      failureWindowMs: duration("GATEHOUSE_LOGIN_FAILURE_WINDOW", "24h"),
+    },
   };
 
   if (config.signingKeySecret !== undefined && config.signingKeySecret.length < 32) {
@@ -196,6 +270,12 @@ export function loadConfig(env: Env = process.env): Config {
   }
   if (config.headersTimeoutMs > config.requestTimeoutMs) {
     problems.push("GATEHOUSE_HEADERS_TIMEOUT must not be longer than GATEHOUSE_REQUEST_TIMEOUT");
+  }
+  if (config.loginThrottle.lockoutMaxMs < config.loginThrottle.lockoutBaseMs) {
+    problems.push("GATEHOUSE_LOGIN_LOCKOUT_MAX must not be shorter than GATEHOUSE_LOGIN_LOCKOUT_BASE");
+  }
+  if (config.loginThrottle.failureWindowMs < 60_000 || config.loginThrottle.failureWindowMs > 30 * 86_400_000) {
+    problems.push("GATEHOUSE_LOGIN_FAILURE_WINDOW must be from 1m to 30d");
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(config);

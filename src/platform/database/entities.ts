@@ -1,3 +1,5 @@
+import { LoginFailureEntity } from "../../abuse/login-failure.entity.ts";
+import { RateLimitWindowEntity } from "../../abuse/rate-limit-window.entity.ts";
 import { InvitationEntity } from "../../invitations/invitation.entity.ts";
 import { RefreshTokenEntity } from "../../sessions/refresh-token.entity.ts";
 import { SessionEntity } from "../../sessions/session.entity.ts";
@@ -6,4 +8,13 @@ import { PageTokenKeyEntity } from "../../users/page-token-key.entity.ts";
 import { UserEntity } from "../../users/user.entity.ts";
 
 /** Every table Gatehouse owns; migrations are generated from these. */
-export const ENTITIES = [UserEntity, SessionEntity, RefreshTokenEntity, InvitationEntity, SigningKeyEntity, PageTokenKeyEntity];
+export const ENTITIES = [
+  UserEntity,
+  SessionEntity,
+  RefreshTokenEntity,
+  InvitationEntity,
+  SigningKeyEntity,
+  PageTokenKeyEntity,
+  RateLimitWindowEntity,
+  LoginFailureEntity,
+];
