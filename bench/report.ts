@@ -18,6 +18,8 @@ export interface Measurement {
   peakRssBytes: number[];
   /** Cores busy on the machine while measuring, and how many of them other processes took. */
   cpu: CpuUse;
+  /** Earlier or later attempts that other processes disturbed more, discarded. */
+  disturbedAttempts: { otherCores: number; throughput: number }[];
 }
 
 /** One line of the results table, with the target for it and whether it was met. */
@@ -155,13 +157,13 @@ export function buildRows(report: BenchReport): Row[] {
   return rows;
 }
 
-function fmtRate(value: number): string {
-  if (!Number.isFinite(value)) return "—";
+function fmtRate(value: number | null): string {
+  if (value === null || !Number.isFinite(value)) return "—";
   return value >= 100 ? Math.round(value).toLocaleString("en") : value.toFixed(1);
 }
 
-function fmtMs(value: number): string {
-  if (!Number.isFinite(value)) return "—";
+function fmtMs(value: number | null): string {
+  if (value === null || !Number.isFinite(value)) return "—";
   return value >= 100 ? Math.round(value).toLocaleString("en") : value >= 10 ? value.toFixed(1) : value.toFixed(2);
 }
 

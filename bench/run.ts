@@ -14,7 +14,7 @@ import type { Argon2CeilingResult, Argon2CeilingSpec } from "./ceilings/argon2-c
 import { cpuSince, cpuSnapshot, waitForQuiet, type CpuUse } from "./lib/cpu.ts";
 import { openCluster, seedUsers, type Cluster } from "./lib/database.ts";
 import { describeMachine } from "./lib/machine.ts";
-import { exited, PeakRss, REPO_ROOT, runLoads, startServer, terminate, type ServerProcess } from "./lib/processes.ts";
+import { exited, REPO_ROOT, runLoads, startServer, terminate, type ServerProcess } from "./lib/processes.ts";
 import { summariseProfile, type ProfileSummary } from "./lib/profile.ts";
 import { BENCH_USAGE, BenchUsageError, parseSettings, type Settings } from "./lib/settings.ts";
 import type { BenchProtocol, Credentials, LoadSpec, Operation } from "./load/load-spec.ts";
@@ -64,15 +64,21 @@ function spec(ctx: Context, name: string, targets: string[], protocol: BenchProt
   return { name, targets, protocol, operation, concurrency, warmupMs, durationMs, seed, ...extra };
 }
 
+/** NaN (no successful call) travels over IPC as null. */
+const ms = (value: number | null) => (value === null || !Number.isFinite(value) ? "—" : value.toFixed(2));
+
 function report(m: Measurement): void {
   const r = m.result;
   const rss = m.peakRssBytes.map((b) => `${Math.round(b / 2 ** 20)} MB`).join(" / ");
   log(
-    `  ${m.id.padEnd(34)} ${r.throughput.toFixed(1).padStart(9)}/s  p50 ${r.latencyMs.p50.toFixed(2)} ms  p99 ${r.latencyMs.p99.toFixed(2)} ms` +
+    `  ${m.id.padEnd(34)} ${r.throughput.toFixed(1).padStart(9)}/s  p50 ${ms(r.latencyMs.p50)} ms  p99 ${ms(r.latencyMs.p99)} ms` +
       `  errors ${r.errors}${r.errors ? ` ${JSON.stringify(r.errorCodes)} ${r.firstErrors[0] ?? ""}` : ""}  rss ${rss}` +
       `  cpu srv ${m.cpu.serverCores} pg ${m.cpu.postgresCores} load ${m.cpu.loadCores} other ${m.cpu.otherCores}`,
   );
 }
+
+/** Other processes' CPU above which a measurement counts as disturbed. */
+const noisyCores = (ctx: Context) => ctx.settings.maxOtherLoad + 0.15;
 
 /** Before a measurement: let other processes on a shared machine finish what they are doing. */
 async function quiet(ctx: Context, what: string): Promise<void> {
@@ -82,13 +88,31 @@ async function quiet(ctx: Context, what: string): Promise<void> {
   if (use.otherCores >= ctx.settings.maxOtherLoad) log(`  (other processes still use ${use.otherCores} cores; measuring ${what} anyway)`);
 }
 
-/** Runs the parts of one scenario together (each its own load process) and records each part. */
+/**
+ * Runs the parts of one scenario together (each its own load process) and records each part.
+ * When processes outside the benchmark took CPU during the measurement, it is run again (up to
+ * --retries times) and the least disturbed attempt is kept.
+ */
 async function measure(ctx: Context, instances: number, watched: number[], parts: { id: string; title: string; spec: LoadSpec }[]): Promise<Measurement[]> {
-  await quiet(ctx, parts.map((part) => part.id).join(" + "));
-  const { results, peakRss, cpu } = await runLoads(
-    parts.map((part) => part.spec),
-    watched,
-  );
+  const what = parts.map((part) => part.id).join(" + ");
+  let best: Awaited<ReturnType<typeof runLoads>> | undefined;
+  const disturbed: { otherCores: number; throughput: number }[] = [];
+  for (let attempt = 0; attempt <= ctx.settings.retries; attempt++) {
+    await quiet(ctx, what);
+    const run = await runLoads(
+      parts.map((part) => ({ ...part.spec, attempt })),
+      watched,
+    );
+    if (best && run.cpu.otherCores >= best.cpu.otherCores) {
+      disturbed.push({ otherCores: run.cpu.otherCores, throughput: run.results[0]!.throughput });
+    } else {
+      if (best) disturbed.push({ otherCores: best.cpu.otherCores, throughput: best.results[0]!.throughput });
+      best = run;
+    }
+    if (best.cpu.otherCores <= noisyCores(ctx)) break;
+    log(`  (${what}: other processes took ${run.cpu.otherCores} cores while measuring${attempt < ctx.settings.retries ? "; measuring again" : ""})`);
+  }
+  const { results, peakRss, cpu } = best!;
   const out = results.map((result, i): Measurement => {
     const { id, title, spec } = parts[i]!;
     return {
@@ -100,6 +124,7 @@ async function measure(ctx: Context, instances: number, watched: number[], parts
       result,
       peakRssBytes: peakRss,
       cpu,
+      disturbedAttempts: disturbed,
     };
   });
   for (const m of out) {
@@ -128,19 +153,23 @@ async function argon2Ceiling(ctx: Context): Promise<void> {
     warmupMs: ctx.settings.warmupMs,
     durationMs: ctx.settings.durationMs,
   };
-  await quiet(ctx, "ceiling.argon2");
-  const child = fork(join(REPO_ROOT, "bench", "ceilings", "argon2-ceiling.ts"), [], { execArgv: [], stdio: "inherit" });
-  const meter = new PeakRss(child.pid!);
-  meter.start();
-  const cpuStart = cpuSnapshot();
-  const result = await new Promise<Argon2CeilingResult>((resolve, reject) => {
-    child.once("message", (message) => resolve(message as Argon2CeilingResult));
-    child.once("exit", (code) => reject(new Error(`argon2 ceiling exited with ${code}`)));
-    child.send(spec);
-  });
-  const cpu = cpuSince(cpuStart, cpuSnapshot(), { servers: [child.pid!] });
-  meter.stop();
-  await exited(child);
+  let best: { result: Argon2CeilingResult; cpu: CpuUse } | undefined;
+  for (let attempt = 0; attempt <= ctx.settings.retries; attempt++) {
+    await quiet(ctx, "ceiling.argon2");
+    const child = fork(join(REPO_ROOT, "bench", "ceilings", "argon2-ceiling.ts"), [], { execArgv: [], stdio: "inherit" });
+    const cpuStart = cpuSnapshot();
+    const result = await new Promise<Argon2CeilingResult>((resolve, reject) => {
+      child.once("message", (message) => resolve(message as Argon2CeilingResult));
+      child.once("exit", (code) => reject(new Error(`argon2 ceiling exited with ${code}`)));
+      child.send(spec);
+    });
+    const cpu = cpuSince(cpuStart, cpuSnapshot(), { servers: [child.pid!] });
+    await exited(child);
+    if (!best || cpu.otherCores < best.cpu.otherCores) best = { result, cpu };
+    if (best.cpu.otherCores <= noisyCores(ctx)) break;
+    log(`  (ceiling.argon2: other processes took ${cpu.otherCores} cores while measuring${attempt < ctx.settings.retries ? "; measuring again" : ""})`);
+  }
+  const { result, cpu } = best!;
   ctx.argon2 = { ...result, memoryKib: spec.memoryKib, iterations: spec.iterations, parallelism: spec.parallelism, concurrency: spec.concurrency, cpu };
   log(
     `  ceiling.argon2 (m=${spec.memoryKib} t=${spec.iterations} p=${spec.parallelism}, ${spec.concurrency} at once)`.padEnd(36) +
@@ -150,7 +179,8 @@ async function argon2Ceiling(ctx: Context): Promise<void> {
 
 async function echoCeilings(ctx: Context, wanted: { method: "getMe" | "introspect" | "refresh" | "listUsers"; protocol: BenchProtocol }[]): Promise<void> {
   if (wanted.length === 0) return;
-  const child = fork(join(REPO_ROOT, "bench", "ceilings", "echo-server.ts"), [], { execArgv: [], stdio: "inherit" });
+  const listener = ctx.settings.echoListener;
+  const child = fork(join(REPO_ROOT, "bench", "ceilings", "echo-server.ts"), [listener], { execArgv: [], stdio: "inherit" });
   try {
     const { port } = await new Promise<{ port: number }>((resolve, reject) => {
       child.once("message", (message) => resolve(message as { port: number }));
@@ -158,11 +188,14 @@ async function echoCeilings(ctx: Context, wanted: { method: "getMe" | "introspec
     });
     const target = [`http://127.0.0.1:${port}`];
     for (const { method, protocol } of wanted) {
+      // A plain HTTP/2 server speaks no HTTP/1.1.
+      if (listener === "direct-h2c" && protocol !== "grpc") continue;
       const operation: Operation =
         method === "listUsers" ? { kind: "listUsers", admin: undefined, depth: 0, pageSize: PAGE_SIZE } : { kind: method, users: "none" };
       const concurrency = concurrencyOf(ctx, method);
       const id = `ceiling.echo.${method}.${protocol}`;
-      await measure(ctx, 1, [child.pid!], [{ id, title: `Ceiling: bare connect-node ${method}`, spec: spec(ctx, id, target, protocol, operation, concurrency) }]);
+      const title = `Ceiling: bare connect-node ${method}${listener === "direct-h2c" ? " (plain h2c listener)" : ""}`;
+      await measure(ctx, 1, [child.pid!], [{ id, title, spec: spec(ctx, id, target, protocol, operation, concurrency) }]);
     }
   } finally {
     await terminate(child, 5_000);
@@ -348,6 +381,8 @@ async function main(): Promise<number> {
     measurements: [],
     profiles: [],
     serverEnv: {
+      // The load generators spread their calls over many client addresses (X-Forwarded-For).
+      GATEHOUSE_TRUSTED_PROXIES: "127.0.0.1",
       GATEHOUSE_BOOTSTRAP_ADMIN_EMAIL: "bench-admin@bench.example",
       GATEHOUSE_BOOTSTRAP_ADMIN_USERNAME: ADMIN.username,
       GATEHOUSE_BOOTSTRAP_ADMIN_PASSWORD: ADMIN.password,

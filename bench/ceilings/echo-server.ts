@@ -7,6 +7,8 @@
  */
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { createServer as createHttp2Server } from "node:http2";
+import type { AddressInfo } from "node:net";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { AuthService, TokenPairSchema } from "../../gen/gatehouse/auth/v1/auth_pb.js";
 import { UserSchema, UserService } from "../../gen/gatehouse/user/v1/user_pb.js";
@@ -54,12 +56,27 @@ const rpcHandler = connectNodeAdapter({
   },
 });
 
-const server = createGatehouseServer({
-  config: { host: "127.0.0.1", port: 0, tls: undefined, corsOrigins: [], shutdownTimeoutMs: 2_000 },
-  logger: createLogger("silent"),
-  rpcHandler,
-  routes: {},
-});
+/**
+ * `--listener direct-h2c`: a plain node:http2 server instead (HTTP/2 only, so gRPC only), to
+ * measure what the one-port sniffing costs the gRPC path.
+ */
+const direct = process.argv.includes("direct-h2c");
+const server = direct
+  ? createDirectH2c()
+  : createGatehouseServer({
+      config: { host: "127.0.0.1", port: 0, tls: undefined, corsOrigins: [], shutdownTimeoutMs: 2_000 },
+      logger: createLogger("silent"),
+      rpcHandler,
+      routes: {},
+    });
 const port = await server.listen();
 process.send!({ port });
 process.once("SIGTERM", () => void server.close().then(() => process.exit(0)));
+
+function createDirectH2c() {
+  const h2 = createHttp2Server({}, rpcHandler);
+  return {
+    listen: () => new Promise<number>((resolve) => h2.listen(0, "127.0.0.1", () => resolve((h2.address() as AddressInfo).port))),
+    close: () => new Promise<void>((resolve) => h2.close(() => resolve())),
+  };
+}

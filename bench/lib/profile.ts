@@ -53,7 +53,7 @@ function componentOf(url: string, functionName: string): string {
 }
 
 const IDLE = new Set(["(idle)"]);
-const CALLER_DEPTH = Number(process.env.CALLER_DEPTH ?? 4);
+const CALLER_DEPTH = 6;
 const CALLERS_FOR_TOP = 6;
 
 /**

@@ -19,9 +19,13 @@ Options:
   --max-other-load <cores>  before each scenario, wait until other processes on the machine use
                         less than this many cores (default 0.25) …
   --quiet-timeout <s>   … for at most this long (default 300; quick 20), then run anyway and say so
+  --retries <n>         measure a scenario again when other processes took CPU during it, keeping
+                        the least disturbed attempt (default 2; quick 0)
   --log-level <level>   the server's GATEHOUSE_LOG_LEVEL (default: its own default, info)
   --server-env <K=V,…>  extra environment for every Gatehouse process, e.g. GATEHOUSE_HASH_CONCURRENCY=1
   --server-flags "<…>"  extra node flags for every Gatehouse process, e.g. "--max-semi-space-size=4"
+  --echo-listener <l>   "one-port" (default: Gatehouse's HTTP/1.1 + h2c listener) or "direct-h2c"
+                        (a plain HTTP/2 server; gRPC rows only), to price the one-port sniffing
   --out <dir>           where results go (default bench/results)`;
 
 export interface Settings {
@@ -39,7 +43,9 @@ export interface Settings {
   readonly maxOtherLoad: number;
   readonly serverEnv: Readonly<Record<string, string>>;
   readonly serverFlags: readonly string[];
+  readonly echoListener: "one-port" | "direct-h2c";
   readonly quietTimeoutMs: number;
+  readonly retries: number;
   readonly outDir: string;
   /** Cores, which is also the server's default hash concurrency. */
   readonly cores: number;
@@ -50,7 +56,7 @@ export class BenchUsageError extends Error {}
 export function parseSettings(args: readonly string[]): Settings {
   const values = new Map<string, string>();
   const switches = new Set<string>();
-  const valued = ["duration", "warmup", "concurrency", "seed", "small-users", "large-users", "only", "log-level", "out", "max-other-load", "quiet-timeout", "server-env", "server-flags"];
+  const valued = ["duration", "warmup", "concurrency", "seed", "small-users", "large-users", "only", "log-level", "out", "max-other-load", "quiet-timeout", "retries", "server-env", "server-flags", "echo-listener"];
   const flags = ["quick", "profile", "help"];
   for (let i = 0; i < args.length; i++) {
     const match = /^--([a-z-]+)(?:=(.*))?$/.exec(args[i]!);
@@ -73,6 +79,11 @@ export function parseSettings(args: readonly string[]): Settings {
     if (!Number.isFinite(value) || value < min) throw new BenchUsageError(`--${name} must be a number ≥ ${min}`);
     return value;
   };
+  const oneOf = <T extends string>(name: string, fallback: T, allowed: readonly T[]): T => {
+    const text = values.get(name) ?? fallback;
+    if (!(allowed as readonly string[]).includes(text)) throw new BenchUsageError(`--${name} must be one of: ${allowed.join(", ")}`);
+    return text as T;
+  };
   const concurrencyText = values.get("concurrency");
   const serverEnv: Record<string, string> = {};
   for (const pair of (values.get("server-env") ?? "").split(",").filter(Boolean)) {
@@ -93,8 +104,10 @@ export function parseSettings(args: readonly string[]): Settings {
     logLevel: values.get("log-level"),
     maxOtherLoad: number("max-other-load", 0.25, 0),
     serverEnv,
+    echoListener: oneOf("echo-listener", "one-port", ["one-port", "direct-h2c"] as const),
     serverFlags: (values.get("server-flags") ?? "").split(/\s+/).filter(Boolean),
     quietTimeoutMs: number("quiet-timeout", quick ? 20 : 300, 0) * 1000,
+    retries: Math.round(number("retries", quick ? 0 : 2, 0)),
     outDir: values.get("out") ?? "bench/results",
     cores: availableParallelism(),
   };

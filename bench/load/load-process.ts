@@ -6,7 +6,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { summarise } from "../lib/stats.ts";
 import type { FromLoad, LoadResult, LoadSpec, ToLoad } from "./load-spec.ts";
-import { makeClients, makeWorker, type Worker } from "./operations.ts";
+import { clientAddresses, makeClients, makeWorker, type Worker } from "./operations.ts";
 
 const SETUP_PARALLELISM = 4;
 /** Open-loop calls beyond this many in flight are counted as dropped, so a stalled server cannot exhaust memory. */
@@ -30,11 +30,12 @@ async function setup(spec: LoadSpec): Promise<{ workers: Worker[]; notes: Record
   const clients = makeClients(spec);
   const notes: Record<string, unknown> = {};
   const shared = new Map<string, Promise<string>>();
+  const options = clientAddresses(spec.name, spec.attempt ?? 0);
   const workers: Worker[] = new Array(spec.concurrency);
   let next = 0;
   const build = async () => {
     for (let i = next++; i < spec.concurrency; i = next++) {
-      workers[i] = await makeWorker(spec, clients[i % clients.length]!, i, notes, shared);
+      workers[i] = await makeWorker(spec, clients[i % clients.length]!, i, notes, shared, options);
     }
   };
   await Promise.all(Array.from({ length: Math.min(SETUP_PARALLELISM, spec.concurrency) }, build));

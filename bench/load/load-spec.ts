@@ -40,6 +40,8 @@ export interface LoadSpec {
   readonly warmupMs: number;
   readonly durationMs: number;
   readonly seed: number;
+  /** Re-runs of a scenario (after another process disturbed it) need names of their own. */
+  readonly attempt?: number;
 }
 
 export interface LoadResult {

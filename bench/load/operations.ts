@@ -49,12 +49,30 @@ function makeTransport(protocol: BenchProtocol, baseUrl: string, sockets: number
 const FAKE_ACCESS_TOKEN = `eyJhbGciOiJFZERTQSIsInR5cCI6ImF0K2p3dCIsImtpZCI6ImJlbmNoIn0.${"e".repeat(300)}.${"s".repeat(86)}`;
 const FAKE_REFRESH_TOKEN = "r".repeat(43);
 
+/**
+ * Gatehouse limits calls per client address, and real traffic comes from many clients: each call
+ * says it comes from the next of 4,096 addresses in a /20 of its own (the server trusts
+ * X-Forwarded-For from loopback in the benchmark), so the limiter runs — and costs what it costs —
+ * without refusing the load of one test machine.
+ */
+export type CallOptions = { timeoutMs: number; headers: Record<string, string> };
+export type OptionsFactory = (headers?: Record<string, string>) => CallOptions;
+
+export function clientAddresses(name: string, attempt: number): OptionsFactory {
+  let hash = attempt * 31;
+  for (const char of name) hash = (hash * 33 + char.charCodeAt(0)) >>> 0;
+  const second = hash % 256;
+  const third = ((hash >>> 8) % 16) * 16;
+  let next = 0;
+  return (headers = {}) => {
+    const n = next++ % 4096;
+    return { timeoutMs: CALL_TIMEOUT_MS, headers: { ...headers, "x-forwarded-for": `10.${second}.${third + (n >> 8)}.${n & 255}` } };
+  };
+}
+
 /** Signs in (untimed setup) and returns the token pair's two tokens. */
-async function signIn(clients: Clients, who: Credentials): Promise<{ accessToken: string; refreshToken: string }> {
-  const { tokens } = await clients.auth.login(
-    { identifier: { case: "username", value: who.username }, password: who.password },
-    { timeoutMs: CALL_TIMEOUT_MS },
-  );
+async function signIn(clients: Clients, who: Credentials, options: OptionsFactory): Promise<{ accessToken: string; refreshToken: string }> {
+  const { tokens } = await clients.auth.login({ identifier: { case: "username", value: who.username }, password: who.password }, options());
   if (!tokens) throw new Error("login returned no tokens");
   return { accessToken: tokens.accessToken, refreshToken: tokens.refreshToken };
 }
@@ -70,16 +88,16 @@ export async function makeWorker(
   index: number,
   notes: Record<string, unknown>,
   shared: Map<string, Promise<string>>,
+  options: OptionsFactory,
 ): Promise<Worker> {
   const op = spec.operation;
-  const options = { timeoutMs: CALL_TIMEOUT_MS };
   switch (op.kind) {
     case "login": {
       const random = seededRandom(spec.seed * 7919 + index);
       return {
         call: async () => {
           const username = `${op.usernamePrefix}${pickFrom(random, op.userCount)}`;
-          await clients.auth.login({ identifier: { case: "username", value: username }, password: op.password }, options);
+          await clients.auth.login({ identifier: { case: "username", value: username }, password: op.password }, options());
         },
       };
     }
@@ -88,7 +106,7 @@ export async function makeWorker(
       return {
         call: async () => {
           n++;
-          const username = `r${op.tag}-${index}-${n}`;
+          const username = `r${op.tag}${spec.attempt ?? 0}-${index}-${n}`;
           await clients.auth.register(
             {
               username,
@@ -97,51 +115,51 @@ export async function makeWorker(
               firstName: "Bench",
               lastName: `Worker ${index}`,
             },
-            options,
+            options(),
           );
         },
       };
     }
     case "refresh": {
       const who = op.users === "none" ? undefined : seededUser(op.users, index);
-      let refreshToken = who ? (await signIn(clients, who)).refreshToken : FAKE_REFRESH_TOKEN;
+      let refreshToken = who ? (await signIn(clients, who, options)).refreshToken : FAKE_REFRESH_TOKEN;
       return {
         call: async () => {
-          const { tokens } = await clients.auth.refresh({ refreshToken }, options);
+          const { tokens } = await clients.auth.refresh({ refreshToken }, options());
           refreshToken = tokens?.refreshToken ?? "";
         },
         // A broken chain (a failed call) starts over from a fresh sign-in, outside the clock.
         recover: async () => {
-          if (who) refreshToken = (await signIn(clients, who)).refreshToken;
+          if (who) refreshToken = (await signIn(clients, who, options)).refreshToken;
         },
       };
     }
     case "getMe":
     case "introspect": {
-      const token = op.users === "none" ? FAKE_ACCESS_TOKEN : (await signIn(clients, seededUser(op.users, index))).accessToken;
+      const token = op.users === "none" ? FAKE_ACCESS_TOKEN : (await signIn(clients, seededUser(op.users, index), options)).accessToken;
       if (op.kind === "introspect") {
         return {
           call: async () => {
-            const res = await clients.auth.introspect({ token }, options);
+            const res = await clients.auth.introspect({ token }, options());
             if (!res.active) throw new Error("introspect said the token is not active");
           },
         };
       }
-      const headers = { authorization: `Bearer ${token}` };
-      return { call: () => clients.auth.getMe({}, { ...options, headers }).then(() => undefined) };
+      const authorization = `Bearer ${token}`;
+      return { call: () => clients.auth.getMe({}, options({ authorization })).then(() => undefined) };
     }
     case "listUsers": {
-      const headers = { authorization: `Bearer ${op.admin ? (await signIn(clients, op.admin)).accessToken : FAKE_ACCESS_TOKEN}` };
+      const authorization = `Bearer ${op.admin ? (await signIn(clients, op.admin, options)).accessToken : FAKE_ACCESS_TOKEN}`;
       let pageToken = "";
       if (op.depth > 0) {
         // Workers share one deep token: the first one walks, the others wait for it.
         let deepToken = shared.get("deepToken");
-        if (!deepToken) shared.set("deepToken", (deepToken = walk(clients, headers, op.depth, notes)));
+        if (!deepToken) shared.set("deepToken", (deepToken = walk(clients, () => options({ authorization }), op.depth, notes)));
         pageToken = await deepToken;
       }
       return {
         call: async () => {
-          const res = await clients.users.listUsers({ pageSize: op.pageSize, pageToken }, { ...options, headers });
+          const res = await clients.users.listUsers({ pageSize: op.pageSize, pageToken }, options({ authorization }));
           if (res.users.length === 0) throw new Error("ListUsers returned an empty page");
         },
       };
@@ -150,13 +168,13 @@ export async function makeWorker(
 }
 
 /** Follows next_page_token 100 users at a time until `depth` users lie behind; returns the token there. */
-async function walk(clients: Clients, headers: Record<string, string>, depth: number, notes: Record<string, unknown>): Promise<string> {
+async function walk(clients: Clients, options: () => CallOptions, depth: number, notes: Record<string, unknown>): Promise<string> {
   const started = performance.now();
   let pageToken = "";
   let walked = 0;
   let pages = 0;
   while (walked < depth) {
-    const res = await clients.users.listUsers({ pageSize: 100, pageToken }, { headers, timeoutMs: CALL_TIMEOUT_MS });
+    const res = await clients.users.listUsers({ pageSize: 100, pageToken }, options());
     pages++;
     walked += res.users.length;
     notes.totalSize = res.totalSize;
