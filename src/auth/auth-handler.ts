@@ -64,7 +64,7 @@ export function createAuthHandler(
     },
 
     async logout(_req, ctx) {
-      await auth.logout(database(ctx), requireCaller(ctx));
+      await auth.logout(database(ctx), requireCaller(ctx), ctx.values.get(kClient));
       cookies.clear(ctx);
       return {};
     },
@@ -105,7 +105,7 @@ export function createAuthHandler(
     },
 
     async revokeSession(req, ctx) {
-      await auth.revokeSession(database(ctx), requireCaller(ctx), req.sessionId);
+      await auth.revokeSession(database(ctx), requireCaller(ctx), req.sessionId, ctx.values.get(kClient));
       return {};
     },
 

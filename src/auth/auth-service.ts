@@ -1,6 +1,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { TokenPair } from "../../gen/gatehouse/auth/v1/auth_pb.js";
 import type { AbuseProtection } from "../abuse/abuse-protection.ts";
+import { recordAuditEvent, type AuditEventType } from "../audit/audit-log.ts";
 import { hashInvitationCode } from "../invitations/invitation-code.ts";
 import { consumeInvitation } from "../invitations/invitation-repository.ts";
 import type { PasswordHasher } from "../passwords/password-hasher.ts";
@@ -73,9 +74,10 @@ export function createAuthService(deps: AuthDeps) {
 
   /**
    * A signed-in caller types its password again (LogoutAll, ChangePassword). A stolen access
-   * token must not become a way to guess the password, so this is throttled like a sign-in.
+   * token must not become a way to guess the password, so this is throttled like a sign-in, and
+   * a wrong password is recorded as a failed `action`.
    */
-  async function verifyCallerPassword(database: Database, caller: Caller, password: string, client: ClientInfo) {
+  async function verifyCallerPassword(database: Database, caller: Caller, password: string, client: ClientInfo, action: AuditEventType) {
     const attempt = await abuse.beginPasswordAttempt(`user:${caller.userId}`, client.ipAddress);
     const found = await findUserWithHash(database.db, { id: caller.userId });
     if (!found) {
@@ -83,7 +85,19 @@ export function createAuthService(deps: AuthDeps) {
       throw gatehouseError("SESSION_REVOKED");
     }
     const { ok } = await hasher.verify(found.passwordHash, password);
-    if (!ok) throw invalidCredentials();
+    if (!ok) {
+      await recordAuditEvent(database.db, {
+        type: action,
+        outcome: "failure",
+        time: clock.now(),
+        actorUserId: caller.userId,
+        subjectUserId: caller.userId,
+        sessionId: caller.sessionId,
+        client,
+        details: { reason: "INVALID_CREDENTIALS" },
+      });
+      throw invalidCredentials();
+    }
     await attempt.succeeded();
     return found;
   }
@@ -109,10 +123,12 @@ export function createAuthService(deps: AuthDeps) {
       return database.transaction(async (tx) => {
         const now = clock.now();
         let roles = ["user"];
+        let invitationId: string | undefined;
         if (code !== "") {
           const invitation = await consumeInvitation(tx, { codeHash: hashInvitationCode(code), email, now });
           if (!invitation) throw gatehouseError("INVALID_INVITATION");
           if (invitation.roles.length > 0) roles = invitation.roles;
+          invitationId = invitation.id;
         }
         // A taken username or email aborts the transaction, and with it the invitation use.
         const user = await insertUser(tx, {
@@ -125,6 +141,9 @@ export function createAuthService(deps: AuthDeps) {
           now,
         });
         const tokens = await startSession(deps, tx, { userId: user.id, roles: user.roles, client });
+        const event = { time: now, actorUserId: user.id, subjectUserId: user.id, sessionId: tokens.sessionId, client };
+        await recordAuditEvent(tx, { ...event, type: "sign_up", details: { roles: user.roles } });
+        if (invitationId) await recordAuditEvent(tx, { ...event, type: "invitation_used", details: { invitation_id: invitationId } });
         return { user, tokens };
       });
     },
@@ -139,22 +158,36 @@ export function createAuthService(deps: AuthDeps) {
         "email" in input.identifier
           ? { email: normaliseEmail(input.identifier.email) }
           : { username: lookupUsername(input.identifier.username) };
+      const kind = "email" in by ? "email" : "username";
       // Throttled by what was typed, before anything is looked up or hashed: an unknown account
       // is throttled exactly like a known one.
-      const attempt = await abuse.beginPasswordAttempt("email" in by ? `email:${by.email}` : `username:${by.username}`, client.ipAddress, {
+      const attempt = await abuse.beginPasswordAttempt(`${kind}:${"email" in by ? by.email : by.username}`, client.ipAddress, {
         perAddress: true,
       });
       const found = await findUserWithHash(database.db, by);
+      const failed = async (reason: "INVALID_CREDENTIALS" | "ACCOUNT_DISABLED") => {
+        // Nothing changed, so there is no transaction to share: the event is written on its own.
+        // The identifier typed is not kept (people type passwords into the wrong box).
+        await recordAuditEvent(database.db, {
+          type: "sign_in",
+          outcome: "failure",
+          time: clock.now(),
+          subjectUserId: found?.user.id ?? null,
+          client,
+          details: { reason, identifier: kind },
+        });
+        return gatehouseError(reason);
+      };
       if (!found) {
         // Spend the time a real check takes, so timing does not reveal which accounts exist.
         await hasher.verifyDummy(input.password);
-        throw invalidCredentials();
+        throw await failed("INVALID_CREDENTIALS");
       }
       const { ok, needsRehash } = await hasher.verify(found.passwordHash, input.password);
-      if (!ok || input.password === "") throw invalidCredentials();
+      if (!ok || input.password === "") throw await failed("INVALID_CREDENTIALS");
       // The password was right: this was no guess, whatever comes next.
       await attempt.succeeded();
-      if (found.user.disabled) throw gatehouseError("ACCOUNT_DISABLED");
+      if (found.user.disabled) throw await failed("ACCOUNT_DISABLED");
 
       if (needsRehash) {
         const passwordHash = await hasher.hash(input.password);
@@ -167,8 +200,18 @@ export function createAuthService(deps: AuthDeps) {
         });
       }
       return database.transaction(async (tx) => {
-        const user = (await recordLogin(tx, { userId: found.user.id, now: clock.now() })) ?? found.user;
+        const now = clock.now();
+        const user = (await recordLogin(tx, { userId: found.user.id, now })) ?? found.user;
         const tokens = await startSession(deps, tx, { userId: user.id, roles: user.roles, client });
+        await recordAuditEvent(tx, {
+          type: "sign_in",
+          time: now,
+          actorUserId: user.id,
+          subjectUserId: user.id,
+          sessionId: tokens.sessionId,
+          client,
+          details: { identifier: kind },
+        });
         return { user, tokens };
       });
     },
@@ -196,7 +239,17 @@ export function createAuthService(deps: AuthDeps) {
               "This refresh token was exchanged a moment ago by another request; use the tokens that request received.",
             );
           }
-          await revokeSession(database.db, { sessionId: state.session_id, reason: "refresh_token_reused", now, lifetimes: config });
+          await database.transaction(async (tx) => {
+            await revokeSession(tx, { sessionId: state.session_id, reason: "refresh_token_reused", now, lifetimes: config });
+            await recordAuditEvent(tx, {
+              type: "refresh_token_reused",
+              outcome: "failure",
+              time: now,
+              subjectUserId: state.user_id,
+              sessionId: state.session_id,
+              client,
+            });
+          });
           throw gatehouseError("REFRESH_TOKEN_REUSED");
         }
         // The session changed between the two statements twice in a row (say, disabled and enabled again).
@@ -204,19 +257,31 @@ export function createAuthService(deps: AuthDeps) {
       }
     },
 
-    async logout(database: Database, caller: Caller): Promise<void> {
-      await revokeSession(database.db, {
-        sessionId: caller.sessionId,
-        userId: caller.userId,
-        reason: "logout",
-        now: clock.now(),
-        lifetimes: config,
+    async logout(database: Database, caller: Caller, client: ClientInfo): Promise<void> {
+      await database.transaction(async (tx) => {
+        const now = clock.now();
+        const revoked = await revokeSession(tx, { sessionId: caller.sessionId, userId: caller.userId, reason: "logout", now, lifetimes: config });
+        if (!revoked) return;
+        await recordAuditEvent(tx, { type: "logout", time: now, actorUserId: caller.userId, subjectUserId: caller.userId, sessionId: caller.sessionId, client });
       });
     },
 
     async logoutAll(database: Database, caller: Caller, password: string, client: ClientInfo): Promise<number> {
-      await verifyCallerPassword(database, caller, password, client);
-      return revokeUserSessions(database.db, { userId: caller.userId, reason: "logout_all", now: clock.now(), lifetimes: config });
+      await verifyCallerPassword(database, caller, password, client, "logout_all");
+      return database.transaction(async (tx) => {
+        const now = clock.now();
+        const revoked = await revokeUserSessions(tx, { userId: caller.userId, reason: "logout_all", now, lifetimes: config });
+        await recordAuditEvent(tx, {
+          type: "logout_all",
+          time: now,
+          actorUserId: caller.userId,
+          subjectUserId: caller.userId,
+          sessionId: caller.sessionId,
+          client,
+          details: { revoked_sessions: revoked },
+        });
+        return revoked;
+      });
     },
 
     async getMe(database: Database, caller: Caller): Promise<UserRecord> {
@@ -236,7 +301,7 @@ export function createAuthService(deps: AuthDeps) {
       input: { currentPassword: string; newPassword: string },
       client: ClientInfo,
     ): Promise<TokenPair> {
-      const found = await verifyCallerPassword(database, caller, input.currentPassword, client);
+      const found = await verifyCallerPassword(database, caller, input.currentPassword, client, "password_changed");
       checkPasswordPolicy(input.newPassword, { username: found.user.username, email: found.user.email });
       const passwordHash = await hasher.hash(input.newPassword);
       return database.transaction(async (tx) => {
@@ -244,8 +309,18 @@ export function createAuthService(deps: AuthDeps) {
         const changed = await updatePasswordHash(tx, { userId: caller.userId, passwordHash, now, ifUnchanged: found.passwordHash });
         // Someone changed the password since we checked the current one: the caller's proof is stale.
         if (!changed) throw invalidCredentials();
-        await revokeUserSessions(tx, { userId: caller.userId, reason: "password_changed", now, lifetimes: config });
-        return startSession(deps, tx, { userId: caller.userId, roles: caller.roles, client });
+        const revoked = await revokeUserSessions(tx, { userId: caller.userId, reason: "password_changed", now, lifetimes: config });
+        const tokens = await startSession(deps, tx, { userId: caller.userId, roles: caller.roles, client });
+        await recordAuditEvent(tx, {
+          type: "password_changed",
+          time: now,
+          actorUserId: caller.userId,
+          subjectUserId: caller.userId,
+          sessionId: tokens.sessionId,
+          client,
+          details: { revoked_sessions: revoked },
+        });
+        return tokens;
       });
     },
 
@@ -254,15 +329,21 @@ export function createAuthService(deps: AuthDeps) {
       return sessions.map((session) => ({ session, current: session.id === caller.sessionId }));
     },
 
-    async revokeSession(database: Database, caller: Caller, sessionId: string): Promise<void> {
-      const revoked = await revokeSession(database.db, {
-        sessionId,
-        userId: caller.userId,
-        reason: "revoked_by_user",
-        now: clock.now(),
-        lifetimes: config,
+    async revokeSession(database: Database, caller: Caller, sessionId: string, client: ClientInfo): Promise<void> {
+      await database.transaction(async (tx) => {
+        const now = clock.now();
+        const revoked = await revokeSession(tx, { sessionId, userId: caller.userId, reason: "revoked_by_user", now, lifetimes: config });
+        if (!revoked) throw gatehouseError("SESSION_NOT_FOUND");
+        await recordAuditEvent(tx, {
+          type: "session_revoked",
+          time: now,
+          actorUserId: caller.userId,
+          subjectUserId: caller.userId,
+          sessionId,
+          client,
+          details: caller.sessionId === sessionId ? { current: true } : {},
+        });
       });
-      if (!revoked) throw gatehouseError("SESSION_NOT_FOUND");
     },
 
     /** RFC 7662 in spirit: anything that would not authenticate a call is simply not active. */

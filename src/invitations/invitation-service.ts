@@ -1,3 +1,4 @@
+import { recordAuditEvent, type AuditContext } from "../audit/audit-log.ts";
 import type { Clock } from "../platform/clock.ts";
 import type { Config } from "../platform/config/config.ts";
 import type { EntityManager } from "../platform/database/orm.ts";
@@ -5,7 +6,7 @@ import { gatehouseError } from "../platform/errors/gatehouse-error.ts";
 import { normaliseEmail } from "../users/identity.ts";
 import { pageSizeOf, type PageTokens } from "../users/page-token.ts";
 import { assignableRoles } from "../users/roles.ts";
-import { sqlExecutor } from "../users/transaction.ts";
+import { inTransaction, sqlExecutor } from "../users/transaction.ts";
 import { generateInvitationCode, hashInvitationCode } from "./invitation-code.ts";
 import {
   deleteInvitationRow,
@@ -30,21 +31,37 @@ export type InvitationService = ReturnType<typeof createInvitationService>;
 export function createInvitationService(deps: { config: Pick<Config, "roles">; clock: Clock; pageTokens: PageTokens }) {
   const { config, clock, pageTokens } = deps;
   return {
-    async createInvitation(em: EntityManager, input: NewInvitationInput): Promise<{ invitation: InvitationRecord; code: string }> {
+    async createInvitation(em: EntityManager, input: NewInvitationInput, audit: AuditContext): Promise<{ invitation: InvitationRecord; code: string }> {
       const roles = assignableRoles(input.roles, config.roles);
       if (input.expireTime.getTime() <= clock.now().getTime()) {
         throw gatehouseError("VALIDATION_FAILED", "expire_time must be in the future.", { metadata: { field: "expire_time" } });
       }
       const code = generateInvitationCode();
-      const invitation = await insertInvitation(sqlExecutor(em), {
-        codeHash: hashInvitationCode(code),
-        roles,
-        email: input.email ? normaliseEmail(input.email) : null,
-        maxUses: input.maxUses === 0 ? 1 : input.maxUses,
-        expireTime: input.expireTime,
-        creatorId: input.creatorId,
+      return inTransaction(em, async (tx) => {
+        const invitation = await insertInvitation(tx, {
+          codeHash: hashInvitationCode(code),
+          roles,
+          email: input.email ? normaliseEmail(input.email) : null,
+          maxUses: input.maxUses === 0 ? 1 : input.maxUses,
+          expireTime: input.expireTime,
+          creatorId: input.creatorId,
+        });
+        await recordAuditEvent(tx, {
+          type: "invitation_created",
+          time: clock.now(),
+          actorUserId: audit.actorUserId,
+          sessionId: audit.sessionId,
+          client: audit.client,
+          details: {
+            invitation_id: invitation.id,
+            roles: invitation.roles,
+            max_uses: invitation.maxUses,
+            expire_time: invitation.expireTime.toISOString(),
+            email_restricted: invitation.email !== null,
+          },
+        });
+        return { invitation, code };
       });
-      return { invitation, code };
     },
 
     async listInvitations(em: EntityManager, input: { pageSize: number; pageToken: string }) {
@@ -58,8 +75,18 @@ export function createInvitationService(deps: { config: Pick<Config, "roles">; c
       };
     },
 
-    async deleteInvitation(em: EntityManager, id: string): Promise<void> {
-      if (!(await deleteInvitationRow(sqlExecutor(em), id))) throw gatehouseError("INVITATION_NOT_FOUND");
+    async deleteInvitation(em: EntityManager, id: string, audit: AuditContext): Promise<void> {
+      await inTransaction(em, async (tx) => {
+        if (!(await deleteInvitationRow(tx, id))) throw gatehouseError("INVITATION_NOT_FOUND");
+        await recordAuditEvent(tx, {
+          type: "invitation_deleted",
+          time: clock.now(),
+          actorUserId: audit.actorUserId,
+          sessionId: audit.sessionId,
+          client: audit.client,
+          details: { invitation_id: id },
+        });
+      });
     },
   };
 }

@@ -135,6 +135,7 @@ export async function rotateRefreshToken(
 
 export interface RefreshTokenState {
   session_id: string;
+  user_id: string;
   rotate_time: Date | null;
   revoke_time: Date | null;
   expire_time: Date;
@@ -145,7 +146,7 @@ export interface RefreshTokenState {
 /** Why a refresh token was not rotated: its row, its session's and its user's state. */
 export async function inspectRefreshToken(db: Db, tokenHash: Buffer): Promise<RefreshTokenState | undefined> {
   const { rows } = await sql<RefreshTokenState>`
-    select rt.session_id, rt.rotate_time, s.revoke_time, s.expire_time, s.last_use_time, u.disabled
+    select rt.session_id, s.user_id, rt.rotate_time, s.revoke_time, s.expire_time, s.last_use_time, u.disabled
     from refresh_tokens rt join sessions s on s.id = rt.session_id join users u on u.id = s.user_id
     where rt.token_hash = ${tokenHash}`.execute(db);
   const row = rows[0];

@@ -1,5 +1,6 @@
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type CryptoKey, type JWK } from "jose";
 import { sql, type Kysely } from "kysely";
+import { recordAuditEvent } from "../audit/audit-log.ts";
 import type { Clock } from "../platform/clock.ts";
 import type { Config, SigningAlgorithm } from "../platform/config/config.ts";
 import { openPrivateJwk, sealPrivateJwk } from "./private-key-sealing.ts";
@@ -120,7 +121,9 @@ export async function rotateSigningKey(db: Kysely<unknown>, config: KeyConfig, c
       update signing_keys set retire_time = ${now}, remove_time = ${removeTime}
       where retire_time is null returning kid`.execute(trx);
     const kid = await insertNewKey(trx, config, clock);
-    return { kid, retired: retired.rows.map((row) => row.kid) };
+    const retiredKids = retired.rows.map((row) => row.kid);
+    await recordAuditEvent(trx, { type: "signing_key_rotated", time: now, details: { kid, algorithm: config.signingAlg, retired_kids: retiredKids } });
+    return { kid, retired: retiredKids };
   });
 }
 

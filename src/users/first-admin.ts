@@ -4,6 +4,7 @@ import { ConnectError } from "@connectrpc/connect";
 import type { MikroORM } from "@mikro-orm/postgresql";
 import { sql } from "kysely";
 import { CreateUserRequestSchema } from "../../gen/gatehouse/user/v1/user_pb.js";
+import { systemAuditContext } from "../audit/audit-log.ts";
 import { createPasswordHasher } from "../passwords/password-hasher.ts";
 import { systemClock } from "../platform/clock.ts";
 import { ConfigError, type Config } from "../platform/config/config.ts";
@@ -53,7 +54,12 @@ export function checkAdminInput(input: AdminInput): void {
  * identity, password policy, argon2id with the configured parameters, unique indexes). Used by
  * `gatehouse create-admin` and by the start-up bootstrap.
  */
-export async function createAdmin(em: EntityManager, config: Config, input: AdminInput): Promise<UserRecord> {
+export async function createAdmin(
+  em: EntityManager,
+  config: Config,
+  input: AdminInput,
+  source: "cli" | "bootstrap" = "cli",
+): Promise<UserRecord> {
   checkAdminInput(input);
   const users = createUserService({
     config,
@@ -61,14 +67,19 @@ export async function createAdmin(em: EntityManager, config: Config, input: Admi
     clock: systemClock,
     pageTokens: createPageTokens(),
   });
-  return users.createUser(em, {
-    username: input.username,
-    email: input.email,
-    firstName: input.firstName ?? "",
-    lastName: input.lastName ?? "",
-    roles: [ADMIN_ROLE],
-    password: input.password,
-  });
+  return users.createUser(
+    em,
+    {
+      username: input.username,
+      email: input.email,
+      firstName: input.firstName ?? "",
+      lastName: input.lastName ?? "",
+      roles: [ADMIN_ROLE],
+      password: input.password,
+    },
+    systemAuditContext(),
+    source,
+  );
 }
 
 /** Every instance that starts at once takes this lock, so only one of them creates the admin. */
@@ -89,7 +100,7 @@ export async function bootstrapAdmin(orm: MikroORM, config: Config, logger: Logg
       const db = sqlExecutor(tx);
       await sql`SELECT pg_advisory_xact_lock(hashtext(${BOOTSTRAP_LOCK}))`.execute(db);
       if (await anyAdmin(db)) return undefined;
-      return createAdmin(tx, config, wanted);
+      return createAdmin(tx, config, wanted, "bootstrap");
     });
   } catch (error) {
     if (error instanceof ConnectError && reasonOf(error) !== undefined) throw new ConfigError([bootstrapProblem(error)]);

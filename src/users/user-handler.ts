@@ -1,6 +1,9 @@
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { UserService } from "../../gen/gatehouse/user/v1/user_pb.js";
+import { auditContext } from "../audit/audit-log.ts";
+import { fromEventTypeMessage, toAuditEventMessage } from "../audit/audit-mapper.ts";
+import { createAuditService } from "../audit/audit-service.ts";
 import { requireAdmin, requireCaller } from "../auth/caller.ts";
 import { toInvitationMessage } from "../invitations/invitation-mapper.ts";
 import { createInvitationService } from "../invitations/invitation-service.ts";
@@ -28,20 +31,25 @@ export function createUserHandler(deps: UserHandlerDeps): ServiceImpl<typeof Use
   const pageTokens = createPageTokens();
   const users = createUserService({ ...deps, pageTokens });
   const invitations = createInvitationService({ ...deps, pageTokens });
+  const auditTrail = createAuditService({ pageTokens });
 
   return {
     async createUser(req, ctx) {
       requireAdmin(ctx);
       const user = req.user!;
-      const created = await users.createUser(entityManager(ctx), {
-        username: user.username,
-        email: user.email,
-        firstName: user.firstName,
-        lastName: user.lastName,
-        roles: user.roles,
-        disabled: user.disabled,
-        password: req.password,
-      });
+      const created = await users.createUser(
+        entityManager(ctx),
+        {
+          username: user.username,
+          email: user.email,
+          firstName: user.firstName,
+          lastName: user.lastName,
+          roles: user.roles,
+          disabled: user.disabled,
+          password: req.password,
+        },
+        auditContext(ctx),
+      );
       return { user: toUserMessage(created) };
     },
 
@@ -65,32 +73,36 @@ export function createUserHandler(deps: UserHandlerDeps): ServiceImpl<typeof Use
       const caller = requireCaller(ctx);
       // An empty mask is an absent mask (AIP-134).
       const paths = req.updateMask && req.updateMask.paths.length > 0 ? req.updateMask.paths : undefined;
-      const user = await users.updateUser(entityManager(ctx), caller, req.user!, paths);
+      const user = await users.updateUser(entityManager(ctx), caller, req.user!, paths, auditContext(ctx));
       return { user: toUserMessage(user) };
     },
 
     async deleteUser(req, ctx) {
       requireAdmin(ctx);
-      await users.deleteUser(entityManager(ctx), req.id);
+      await users.deleteUser(entityManager(ctx), req.id, auditContext(ctx));
       return {};
     },
 
     async setPassword(req, ctx) {
       requireAdmin(ctx);
-      await users.setPassword(entityManager(ctx), req.id, req.password);
+      await users.setPassword(entityManager(ctx), req.id, req.password, auditContext(ctx));
       return {};
     },
 
     async createInvitation(req, ctx) {
       const caller = requireAdmin(ctx);
       if (!req.expireTime) throw gatehouseError("VALIDATION_FAILED", "expire_time is required.", { metadata: { field: "expire_time" } });
-      const { invitation, code } = await invitations.createInvitation(entityManager(ctx), {
-        roles: req.roles,
-        email: req.email,
-        maxUses: req.maxUses,
-        expireTime: timestampDate(req.expireTime),
-        creatorId: caller.userId,
-      });
+      const { invitation, code } = await invitations.createInvitation(
+        entityManager(ctx),
+        {
+          roles: req.roles,
+          email: req.email,
+          maxUses: req.maxUses,
+          expireTime: timestampDate(req.expireTime),
+          creatorId: caller.userId,
+        },
+        auditContext(ctx),
+      );
       return { invitation: toInvitationMessage(invitation, code) };
     },
 
@@ -102,8 +114,25 @@ export function createUserHandler(deps: UserHandlerDeps): ServiceImpl<typeof Use
 
     async deleteInvitation(req, ctx) {
       requireAdmin(ctx);
-      await invitations.deleteInvitation(entityManager(ctx), req.id);
+      await invitations.deleteInvitation(entityManager(ctx), req.id, auditContext(ctx));
       return {};
+    },
+
+    async listAuditEvents(req, ctx) {
+      requireAdmin(ctx);
+      const filter = req.filter;
+      const page = await auditTrail.listAuditEvents(entityManager(ctx), {
+        pageSize: req.pageSize,
+        pageToken: req.pageToken,
+        filter: {
+          userId: filter?.userId ? filter.userId.toLowerCase() : undefined,
+          // protovalidate has refused UNSPECIFIED and unknown values already.
+          types: (filter?.types ?? []).flatMap((type) => fromEventTypeMessage(type) ?? []),
+          startTime: filter?.startTime ? timestampDate(filter.startTime) : undefined,
+          endTime: filter?.endTime ? timestampDate(filter.endTime) : undefined,
+        },
+      });
+      return { auditEvents: page.events.map(toAuditEventMessage), nextPageToken: page.nextPageToken };
     },
   };
 }

@@ -1,4 +1,5 @@
 import type { User as UserMessage } from "../../gen/gatehouse/user/v1/user_pb.js";
+import { recordAuditEvent, type AuditContext, type AuditEventInput } from "../audit/audit-log.ts";
 import type { Caller } from "../auth/caller.ts";
 import type { PasswordHasher } from "../passwords/password-hasher.ts";
 import { checkPasswordPolicy } from "../passwords/password-policy.ts";
@@ -62,6 +63,16 @@ export interface ListUsersResult {
 
 export type UserService = ReturnType<typeof createUserService>;
 
+/** The part of an audit event that comes from the call: who acted, from where, in which session. */
+function actedBy(audit: AuditContext): Pick<AuditEventInput, "actorUserId" | "sessionId" | "client"> {
+  return { actorUserId: audit.actorUserId, sessionId: audit.sessionId, client: audit.client };
+}
+
+/** Whether two role lists hold the same roles, in any order. */
+function sameRoles(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && [...a].sort().join(",") === [...b].sort().join(",");
+}
+
 /**
  * The rules of user management, free of any transport: who may see and change what, AIP-134
  * updates, the last-admin guarantee, and session revocation on disable or password reset.
@@ -72,21 +83,34 @@ export function createUserService(deps: UserServiceDeps) {
   const { config, passwordHasher, clock, pageTokens } = deps;
 
   return {
-    /** Admin only (checked by the caller of this method). */
-    async createUser(em: EntityManager, input: NewUserInput): Promise<UserRecord> {
+    /**
+     * Admin only (checked by the caller of this method). `source` tells the audit trail how a
+     * user was made outside the API (`cli`, `bootstrap`).
+     */
+    async createUser(em: EntityManager, input: NewUserInput, audit: AuditContext, source?: string): Promise<UserRecord> {
       const username = normaliseUsername(input.username);
       const email = normaliseEmail(input.email);
       const roles = assignableRoles(input.roles, config.roles);
       checkPasswordPolicy(input.password, { username, email });
       const passwordHash = await passwordHasher.hash(input.password);
-      return insertUser(sqlExecutor(em), {
-        username,
-        email,
-        passwordHash,
-        firstName: input.firstName.trim(),
-        lastName: input.lastName.trim(),
-        roles,
-        disabled: input.disabled ?? false,
+      return inTransaction(em, async (tx) => {
+        const user = await insertUser(tx, {
+          username,
+          email,
+          passwordHash,
+          firstName: input.firstName.trim(),
+          lastName: input.lastName.trim(),
+          roles,
+          disabled: input.disabled ?? false,
+        });
+        await recordAuditEvent(tx, {
+          type: "user_created",
+          time: clock.now(),
+          ...actedBy(audit),
+          subjectUserId: user.id,
+          details: { roles: user.roles, disabled: user.disabled, ...(source ? { source } : {}) },
+        });
+        return user;
       });
     },
 
@@ -125,7 +149,13 @@ export function createUserService(deps: UserServiceDeps) {
      * refused, never ignored. The mask is applied to the row read under its lock, so concurrent
      * updates of different fields never undo each other.
      */
-    async updateUser(em: EntityManager, caller: Caller, patch: UserMessage, maskPaths: readonly string[] | undefined): Promise<UserRecord> {
+    async updateUser(
+      em: EntityManager,
+      caller: Caller,
+      patch: UserMessage,
+      maskPaths: readonly string[] | undefined,
+      audit: AuditContext,
+    ): Promise<UserRecord> {
       if (!caller.isAdmin && caller.userId !== patch.id) throw gatehouseError("ADMIN_REQUIRED");
       const fields = fieldsToUpdate(patch, maskPaths);
       if (!caller.isAdmin && ADMIN_ONLY_FIELDS.some((field) => fields.has(field))) {
@@ -178,31 +208,55 @@ export function createUserService(deps: UserServiceDeps) {
           throw gatehouseError("LAST_ADMIN");
         }
         const updated = await updateUserRow(tx, current.id, next);
-        if (next.disabled && !current.disabled) await revokeUserSessions(tx, current.id, "user_disabled", clock.now());
+        const now = clock.now();
+        const event = { time: now, ...actedBy(audit), subjectUserId: current.id };
+        const profileFields = (["username", "email", "firstName", "lastName"] as const).filter((field) => current[field] !== updated[field]);
+        if (profileFields.length > 0) {
+          const names = { username: "username", email: "email", firstName: "first_name", lastName: "last_name" } as const;
+          await recordAuditEvent(tx, { ...event, type: "user_updated", details: { fields: profileFields.map((field) => names[field]) } });
+        }
+        if (!sameRoles(current.roles, updated.roles)) {
+          await recordAuditEvent(tx, { ...event, type: "roles_changed", details: { old_roles: current.roles, new_roles: updated.roles } });
+        }
+        if (next.disabled && !current.disabled) {
+          const revoked = await revokeUserSessions(tx, current.id, "user_disabled", now);
+          await recordAuditEvent(tx, { ...event, type: "user_disabled", details: { revoked_sessions: revoked } });
+        }
+        if (!next.disabled && current.disabled) await recordAuditEvent(tx, { ...event, type: "user_enabled" });
         return updated;
       });
     },
 
     /** Admin only. Sessions and refresh tokens go with the user. */
-    async deleteUser(em: EntityManager, id: string): Promise<void> {
+    async deleteUser(em: EntityManager, id: string, audit: AuditContext): Promise<void> {
       await inTransaction(em, async (tx) => {
         const enabledAdmins = await lockEnabledAdmins(tx);
         const current = await lockUser(tx, id);
         if (!current) throw gatehouseError("USER_NOT_FOUND");
         if (enabledAdmins.includes(id) && enabledAdmins.length === 1) throw gatehouseError("LAST_ADMIN");
         await deleteUserRow(tx, id);
+        // The id leads nowhere once the row is gone; the username says who it was.
+        await recordAuditEvent(tx, {
+          type: "user_deleted",
+          time: clock.now(),
+          ...actedBy(audit),
+          subjectUserId: id,
+          details: { username: current.username },
+        });
       });
     },
 
     /** Admin only. The user's sessions end in the same transaction as the new hash is stored. */
-    async setPassword(em: EntityManager, id: string, password: string): Promise<void> {
+    async setPassword(em: EntityManager, id: string, password: string, audit: AuditContext): Promise<void> {
       const user = await findUser(sqlExecutor(em), id);
       if (!user) throw gatehouseError("USER_NOT_FOUND");
       checkPasswordPolicy(password, { username: user.username, email: user.email });
       const passwordHash = await passwordHasher.hash(password);
       await inTransaction(em, async (tx) => {
         if (!(await setPasswordHash(tx, id, passwordHash))) throw gatehouseError("USER_NOT_FOUND");
-        await revokeUserSessions(tx, id, "password_set", clock.now());
+        const now = clock.now();
+        const revoked = await revokeUserSessions(tx, id, "password_set", now);
+        await recordAuditEvent(tx, { type: "password_reset", time: now, ...actedBy(audit), subjectUserId: id, details: { revoked_sessions: revoked } });
       });
     },
   };

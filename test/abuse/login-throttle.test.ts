@@ -121,6 +121,11 @@ describe("brute force: progressive delay per (account, address), hard cap per ac
     const reasons = outcomes.map((o) => o.reason).sort();
     assert.equal(reasons.filter((r) => r === "INVALID_CREDENTIALS").length, 5, reasons.join(","));
     assert.equal(reasons.filter((r) => r === "RATE_LIMITED").length, 15, reasons.join(","));
+    const [failed] = await server.sql<{ n: number }>(
+      "select count(*)::int as n from audit_events where type = 'sign_in' and outcome = 'failure' and subject_user_id = $1",
+      [user.user.id],
+    );
+    assert.equal(failed?.n, 5, "only checked passwords reach the audit trail");
   });
 
   test("re-entering the password while signed in (LogoutAll, ChangePassword) is throttled the same way", async () => {

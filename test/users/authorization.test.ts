@@ -71,6 +71,7 @@ describe("UserService authorisation: {no token, user, admin} × every method × 
     },
     { name: "listInvitations", setup: async () => "", call: (c, _, o) => c.listInvitations({}, o) },
     { name: "deleteInvitation", setup: invitation, call: (c, id, o) => c.deleteInvitation({ id }, o), notFound: "INVITATION_NOT_FOUND" },
+    { name: "listAuditEvents", setup: async () => "", call: (c, _, o) => c.listAuditEvents({}, o) },
   ];
 
   test("the table covers every method of the service", () => {

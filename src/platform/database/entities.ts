@@ -1,5 +1,6 @@
 import { LoginFailureEntity } from "../../abuse/login-failure.entity.ts";
 import { RateLimitWindowEntity } from "../../abuse/rate-limit-window.entity.ts";
+import { AuditEventEntity } from "../../audit/audit-event.entity.ts";
 import { InvitationEntity } from "../../invitations/invitation.entity.ts";
 import { RefreshTokenEntity } from "../../sessions/refresh-token.entity.ts";
 import { SessionEntity } from "../../sessions/session.entity.ts";
@@ -17,4 +18,5 @@ export const ENTITIES = [
   PageTokenKeyEntity,
   RateLimitWindowEntity,
   LoginFailureEntity,
+  AuditEventEntity,
 ];

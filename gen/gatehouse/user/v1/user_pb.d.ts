@@ -5,6 +5,7 @@
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
 import type { FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
+import type { AuditEvent, AuditEventFilter } from "./audit_pb.js";
 
 /**
  * Describes the file gatehouse/user/v1/user.proto.
@@ -674,6 +675,72 @@ export declare type DeleteInvitationResponse = Message<"gatehouse.user.v1.Delete
 export declare const DeleteInvitationResponseSchema: GenMessage<DeleteInvitationResponse>;
 
 /**
+ * Request for `ListAuditEvents`.
+ *
+ * @generated from message gatehouse.user.v1.ListAuditEventsRequest
+ */
+export declare type ListAuditEventsRequest = Message<"gatehouse.user.v1.ListAuditEventsRequest"> & {
+  /**
+   * Maximum number of events to return. 0 means 20; values above 100 are
+   * treated as 100.
+   *
+   * @generated from field: int32 page_size = 1;
+   */
+  pageSize: number;
+
+  /**
+   * `next_page_token` from the previous response, to get the next page; empty
+   * for the first page. Send the same `filter` as before.
+   *
+   * @generated from field: string page_token = 2;
+   */
+  pageToken: string;
+
+  /**
+   * Which events to return; unset returns all of them.
+   *
+   * @generated from field: gatehouse.user.v1.AuditEventFilter filter = 3;
+   */
+  filter?: AuditEventFilter | undefined;
+};
+
+/**
+ * Describes the message gatehouse.user.v1.ListAuditEventsRequest.
+ * Use `create(ListAuditEventsRequestSchema)` to create a new message.
+ */
+export declare const ListAuditEventsRequestSchema: GenMessage<ListAuditEventsRequest>;
+
+/**
+ * Response for `ListAuditEvents`.
+ *
+ * @generated from message gatehouse.user.v1.ListAuditEventsResponse
+ */
+export declare type ListAuditEventsResponse = Message<"gatehouse.user.v1.ListAuditEventsResponse"> & {
+  /**
+   * The events of this page, newest first.
+   *
+   * @generated from field: repeated gatehouse.user.v1.AuditEvent audit_events = 1;
+   */
+  auditEvents: AuditEvent[];
+
+  /**
+   * Token for the next page, to pass as `page_token`; empty when this is the
+   * last page. Events recorded after the first page was read appear at the
+   * start of a new walk, never in the middle of this one. Opaque: its format
+   * can change at any time.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message gatehouse.user.v1.ListAuditEventsResponse.
+ * Use `create(ListAuditEventsResponseSchema)` to create a new message.
+ */
+export declare const ListAuditEventsResponseSchema: GenMessage<ListAuditEventsResponse>;
+
+/**
  * Manages user accounts and invitations.
  *
  * Every method needs a signed-in caller: send the access token from
@@ -878,6 +945,30 @@ export declare const UserService: GenService<{
     methodKind: "unary";
     input: typeof DeleteInvitationRequestSchema;
     output: typeof DeleteInvitationResponseSchema;
+  },
+  /**
+   * Lists the audit trail one page at a time, newest first: sign-ups,
+   * sign-ins (successful and failed), refresh-token replays, sign-outs,
+   * password changes and resets, changes of roles, disabled flag or
+   * profile, deletions, invitations and signing-key rotations (see
+   * `AuditEventType`). Each event was written in the same transaction as
+   * its change. Events never contain a secret.
+   *
+   * Access: admin.
+   *
+   * Errors:
+   * - `invalid_argument` VALIDATION_FAILED: a field rule is broken (a
+   *   `user_id` that is not a UUID, AUDIT_EVENT_TYPE_UNSPECIFIED as a type,
+   *   an `end_time` not after `start_time`), or the page token is not one
+   *   this method returned for the same filter.
+   * - `permission_denied` ADMIN_REQUIRED: the caller is not an admin.
+   *
+   * @generated from rpc gatehouse.user.v1.UserService.ListAuditEvents
+   */
+  listAuditEvents: {
+    methodKind: "unary";
+    input: typeof ListAuditEventsRequestSchema;
+    output: typeof ListAuditEventsResponseSchema;
   },
 }>;
 
