@@ -705,6 +705,9 @@ export declare const AuthService: GenService<{
    *   this username or email (compared case-insensitively).
    * - `permission_denied` REGISTRATION_CLOSED: the registration mode is
    *   `closed`.
+   * - `resource_exhausted` RATE_LIMITED: too many sign-ups from the caller's
+   *   address (20 an hour by default); retry after the delay in the error's
+   *   `google.rpc.RetryInfo` (also the `Retry-After` header).
    *
    * @generated from rpc gatehouse.auth.v1.AuthService.Register
    */
@@ -725,6 +728,16 @@ export declare const AuthService: GenService<{
    *   same time, so that nobody can find out which accounts exist.
    * - `permission_denied` ACCOUNT_DISABLED: the password is right but the
    *   account is disabled.
+   * - `resource_exhausted` RATE_LIMITED: refused before the password was
+   *   checked, with the delay to wait in a `google.rpc.RetryInfo` (also the
+   *   `Retry-After` header). Either the caller's address made too many
+   *   sign-ins, or too many failed ones, recently; or it failed several times
+   *   on this email or username, which then makes it wait longer after each
+   *   failure (1 s, 2 s, 4 s … up to 15 minutes by default); or the email or
+   *   username has had so many failures from everywhere (50 in 24 hours by
+   *   default) that addresses which failed on it must wait until their
+   *   failures are a day old. An address that has not failed on it can still
+   *   sign in. Unknown accounts are throttled exactly like existing ones.
    *
    * @generated from rpc gatehouse.auth.v1.AuthService.Login
    */
@@ -755,6 +768,9 @@ export declare const AuthService: GenService<{
    * - `unauthenticated` REFRESH_TOKEN_REUSED: the refresh token had already
    *   been traded in. Since it may have been stolen, the whole session is now
    *   revoked: sign in again.
+   * - `resource_exhausted` RATE_LIMITED: too many refreshes from the caller's
+   *   address; the refresh token was not used and still works after the
+   *   delay in the error's `google.rpc.RetryInfo`.
    *
    * @generated from rpc gatehouse.auth.v1.AuthService.Refresh
    */
@@ -788,6 +804,8 @@ export declare const AuthService: GenService<{
    *
    * Errors:
    * - `unauthenticated` INVALID_CREDENTIALS: the password is wrong.
+   * - `resource_exhausted` RATE_LIMITED: too many wrong passwords; the
+   *   password is throttled like a sign-in (see `Login`).
    *
    * @generated from rpc gatehouse.auth.v1.AuthService.LogoutAll
    */
@@ -822,6 +840,8 @@ export declare const AuthService: GenService<{
    * - `unauthenticated` INVALID_CREDENTIALS: the current password is wrong.
    * - `invalid_argument` WEAK_PASSWORD: the new password is common, or equals
    *   the username or the email.
+   * - `resource_exhausted` RATE_LIMITED: too many wrong current passwords;
+   *   the password is throttled like a sign-in (see `Login`).
    *
    * @generated from rpc gatehouse.auth.v1.AuthService.ChangePassword
    */
@@ -872,7 +892,9 @@ export declare const AuthService: GenService<{
    * the token in a URL: this method does not accept HTTP GET.
    *
    * Errors: none for a bad token, which gets `active: false`; only the
-   * errors common to every method (see the service).
+   * errors common to every method (see the service), among them
+   * `resource_exhausted` RATE_LIMITED when the caller's address introspects
+   * more often than the server allows (1200 a minute by default).
    *
    * @generated from rpc gatehouse.auth.v1.AuthService.Introspect
    */
