@@ -29,7 +29,7 @@ import { kClient } from "./platform/server/context.ts";
 import { createHealthRoutes, isDatabaseReachable } from "./platform/server/health-routes.ts";
 import { sendNotFound } from "./platform/server/http-routes.ts";
 import { createNoStoreInterceptor } from "./platform/server/no-store.ts";
-import { answerUnparsableMessagesAsInvalid } from "./platform/server/parse-errors.ts";
+import { answerUndecodableRequestsAsInvalid } from "./platform/server/decoding-errors.ts";
 import { createGatehouseServer, type GatehouseServer } from "./platform/server/server.ts";
 import { startSessionCleanup } from "./sessions/session-cleanup.ts";
 import type { Db } from "./sessions/session-store.ts";
@@ -88,7 +88,7 @@ export function createApp(config: Config, logger: Logger, orm: MikroORM, options
     routes: (router) => {
       router.service(AuthService, createAuthHandler(authService, createRefreshCookies(config)));
       router.service(UserService, createUserHandler({ config, passwordHasher: hasher, clock }));
-      answerUnparsableMessagesAsInvalid(router);
+      answerUndecodableRequestsAsInvalid(router, logger);
     },
     interceptors: [
       metrics.interceptor,

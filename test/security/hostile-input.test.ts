@@ -68,6 +68,45 @@ describe("hostile input", () => {
     });
   });
 
+  describe("requests that cannot be decoded are invalid_argument in every protocol, never internal or a hung call", () => {
+    const LOGIN = `${AUTH}/Login`;
+    test("a JSON key with a lone surrogate (echoed in the error) over gRPC, gRPC-Web and Connect", async () => {
+      const body = Buffer.from('{"bogus\\ud800":1}');
+      const grpc = await rawGrpc(server.baseUrl, LOGIN, grpcFrame(body), { "content-type": "application/grpc+json" });
+      assert.equal(grpc.grpcStatus, GrpcStatus.INVALID_ARGUMENT, grpc.grpcMessage);
+      const web = await rawPost(server.baseUrl, LOGIN, grpcFrame(body), { "content-type": "application/grpc-web+json" });
+      assert.match(web.text, /grpc-status: ?3\b/);
+      const connect = await rawPost(server.baseUrl, LOGIN, body, JSON_HEADERS);
+      assert.equal(connect.json?.code, "invalid_argument");
+    });
+
+    test("a body that does not inflate, over Connect POST, Connect GET and gRPC", async () => {
+      const notGzip = Buffer.from("this is not gzip at all");
+      const post = await rawPost(server.baseUrl, LOGIN, notGzip, { ...JSON_HEADERS, "content-encoding": "gzip" });
+      assert.equal(post.json?.code, "invalid_argument", post.text);
+      const get = await fetch(`${server.baseUrl}${AUTH}/GetMe?encoding=json&message=%7B&compression=gzip&connect=v1`);
+      assert.equal(((await get.json()) as { code: string }).code, "invalid_argument");
+      const grpc = await rawGrpc(server.baseUrl, LOGIN, grpcFrame(notGzip, { compressed: true }), { "grpc-encoding": "gzip" });
+      assert.equal(grpc.grpcStatus, GrpcStatus.INVALID_ARGUMENT, grpc.grpcMessage);
+    });
+
+    test("gRPC: a message flagged compressed without grpc-encoding, no message, and two messages for a unary call", async () => {
+      const message = toBinary(LoginRequestSchema, create(LoginRequestSchema, { identifier: { case: "email", value: "a@example.com" }, password: "x" }));
+      for (const [what, body] of [
+        ["flagged compressed", grpcFrame(message, { compressed: true })],
+        ["no message", Buffer.alloc(0)],
+        ["two messages", Buffer.concat([grpcFrame(message), grpcFrame(message)])],
+      ] as const) {
+        const grpc = await rawGrpc(server.baseUrl, LOGIN, body);
+        assert.equal(grpc.grpcStatus, GrpcStatus.INVALID_ARGUMENT, `${what}: ${grpc.grpcMessage}`);
+        const web = await rawPost(server.baseUrl, LOGIN, body, { "content-type": "application/grpc-web+proto" });
+        assert.match(web.text, /grpc-status: ?3\b/, what);
+      }
+      await stillServes();
+      assert.deepEqual(server.logs.filter((line) => line.level === "error"), []);
+    });
+  });
+
   describe("names: control characters and invalid UTF-8 are refused", () => {
     /** A RegisterRequest written by hand, so a string field can carry bytes no encoder would produce. */
     const registerWithRawName = (field: "username" | "first_name", bytes: number[]) => {

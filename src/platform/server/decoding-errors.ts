@@ -4,21 +4,62 @@ import { codeToHttpStatus, errorToJsonBytes } from "@connectrpc/connect/protocol
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { trailerFlag, trailerParse, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
 import { gatehouseError } from "../errors/gatehouse-error.ts";
-
-/** connect-es wraps every binary decoding failure of a request message in this (as `internal`). */
-const PARSE_BINARY = "parse binary: ";
+import type { Logger } from "../observability/logger.ts";
 
 /**
- * A request message that is not valid protobuf — truncated, a wrong wire type, invalid UTF-8 in
- * a string — is the caller's mistake: `invalid_argument` / VALIDATION_FAILED. connect-es answers
- * it with `internal` (HTTP 500), and decodes requests before any interceptor runs, so the one
- * place to correct it is the handler's answer: this wraps every handler of the router and
- * rewrites exactly that error, in each protocol's own framing (Connect JSON body, gRPC trailers,
- * gRPC-Web trailer frame). Call it last in `routes`, after every `router.service(...)`.
+ * The `internal` (and, for a unary call sent none or two messages, `unimplemented`) errors
+ * connect-es gives for requests it cannot decode, which are all the caller's fault. Each maps to
+ * what the caller is told instead.
  */
-export function answerUnparsableMessagesAsInvalid(router: ConnectRouter): void {
+const CALLER_FAULTS: readonly { test: RegExp; tell: (message: string) => string }[] = [
+  { test: /^parse binary: /, tell: (message) => `The request is not a valid protobuf message: ${message.slice("parse binary: ".length)}.` },
+  { test: /^received compressed envelope, but do not know how to decompress/, tell: () => "A message is marked compressed but no grpc-encoding was sent." },
+  { test: /^decompression failed/, tell: () => "The request body is not valid for its content encoding." },
+  { test: /^protocol error: (missing|received extra) input message for unary method/, tell: () => "A unary call takes exactly one request message." },
+];
+
+/** Status codes under which connect-es reports those faults: gRPC numbers and Connect names. */
+const FAULT_GRPC_STATUSES = new Set(["12", "13"]);
+const FAULT_CONNECT_CODES = new Set(["internal", "unimplemented"]);
+
+/** The VALIDATION_FAILED error to send instead of an `internal` one with this message, if it is the caller's fault. */
+function callerFault(message: string): ConnectError | undefined {
+  const fault = CALLER_FAULTS.find(({ test }) => test.test(message));
+  return fault && gatehouseError("VALIDATION_FAILED", fault.tell(message));
+}
+
+/**
+ * Two ways connect-es 2.2 mishandles a request it cannot decode, both of which happen before any
+ * interceptor runs, so the one place to correct them is around each handler of the router:
+ *
+ * - A message that is not valid protobuf (truncated, a wrong wire type, invalid UTF-8 in a
+ *   string), a body that does not inflate, a gRPC message marked compressed without an encoding,
+ *   or a unary gRPC call with no or two messages is the caller's mistake, but connect-es answers
+ *   `internal` (HTTP 500) or `unimplemented`. Exactly those errors (CALLER_FAULTS) are rewritten
+ *   to `invalid_argument` / VALIDATION_FAILED in each protocol's own framing (Connect JSON body,
+ *   gRPC trailers, gRPC-Web trailer frame).
+ * - An error whose message echoes a lone surrogate from the request (a JSON key "\ud800") makes
+ *   its gRPC trailer encoding throw: the handler rejects, connect-node only prints it to the
+ *   console, and the call hangs. A rejected handler is answered here instead.
+ *
+ * Call it last in `routes`, after every `router.service(...)`.
+ */
+export function answerUndecodableRequestsAsInvalid(router: ConnectRouter, logger: Logger): void {
   router.handlers.forEach((handler, index) => {
-    const wrapped = async (req: Parameters<UniversalHandler>[0]): Promise<UniversalServerResponse> => rewrite(await handler(req));
+    const wrapped = async (req: Parameters<UniversalHandler>[0]): Promise<UniversalServerResponse> => {
+      let res: UniversalServerResponse;
+      try {
+        res = await handler(req);
+      } catch (error) {
+        if (!(error instanceof URIError)) logger.error({ err: error, procedure: handler.requestPath }, "handler failed before answering");
+        const answer =
+          error instanceof URIError
+            ? gatehouseError("VALIDATION_FAILED", "The request holds text that is not valid Unicode.")
+            : gatehouseError("VALIDATION_FAILED", "The request could not be read.");
+        return errorAnswer(req.header.get("content-type") ?? "", answer);
+      }
+      return rewrite(res);
+    };
     router.handlers[index] = Object.assign(wrapped, {
       protocolNames: handler.protocolNames,
       allowedMethods: handler.allowedMethods,
@@ -30,26 +71,21 @@ export function answerUnparsableMessagesAsInvalid(router: ConnectRouter): void {
   });
 }
 
-function invalid(parseMessage: string): ConnectError {
-  const reason = parseMessage.slice(PARSE_BINARY.length);
-  return gatehouseError("VALIDATION_FAILED", `The request is not a valid protobuf message: ${reason}.`);
-}
-
 async function rewrite(res: UniversalServerResponse): Promise<UniversalServerResponse> {
   const contentType = res.header?.get("content-type") ?? "";
   // gRPC: the status travels in trailers, already final when a unary request failed to decode.
-  const grpcMessage = decoded(res.trailer?.get("grpc-message"));
-  if (res.trailer && res.trailer.get("grpc-status") === "13" && grpcMessage.startsWith(PARSE_BINARY)) {
-    setTrailerStatus(res.trailer, invalid(grpcMessage));
+  const { trailer } = res;
+  const grpcFault = trailer && FAULT_GRPC_STATUSES.has(trailer.get("grpc-status") ?? "") ? callerFault(decoded(trailer.get("grpc-message"))) : undefined;
+  if (trailer && grpcFault) {
+    setTrailerStatus(trailer, grpcFault);
     return res;
   }
   if (res.body === undefined || res.body instanceof Uint8Array) return res;
-  // Connect unary: a JSON error body with HTTP 500 (uncompressed: error bodies are small).
-  if (res.status === 500 && contentType.startsWith("application/json") && !res.header?.has("content-encoding")) {
+  // Connect unary: a JSON error body with HTTP 500 or 501 (uncompressed: error bodies are small).
+  if ((res.status === 500 || res.status === 501) && contentType.startsWith("application/json") && !res.header?.has("content-encoding")) {
     const bytes = await readAll(res.body);
-    const message = connectErrorMessage(bytes);
-    if (!message.startsWith(PARSE_BINARY)) return { ...res, body: createAsyncIterable([bytes]) };
-    const error = invalid(message);
+    const error = callerFault(connectErrorMessage(bytes));
+    if (!error) return { ...res, body: createAsyncIterable([bytes]) };
     const body = errorToJsonBytes(error, {});
     const header = new Headers(res.header);
     header.set("content-length", String(body.byteLength));
@@ -73,9 +109,13 @@ function rewriteGrpcWebTrailer(chunk: Uint8Array): Uint8Array {
   const length = new DataView(chunk.buffer, chunk.byteOffset, chunk.byteLength).getUint32(1);
   if (length + 5 !== chunk.byteLength) return chunk;
   const trailer = trailerParse(chunk.subarray(5));
-  const message = decoded(trailer.get("grpc-message"));
-  if (trailer.get("grpc-status") !== "13" || !message.startsWith(PARSE_BINARY)) return chunk;
-  setTrailerStatus(trailer, invalid(message));
+  const fault = FAULT_GRPC_STATUSES.has(trailer.get("grpc-status") ?? "") ? callerFault(decoded(trailer.get("grpc-message"))) : undefined;
+  if (!fault) return chunk;
+  setTrailerStatus(trailer, fault);
+  return trailerFrame(trailer);
+}
+
+function trailerFrame(trailer: Headers): Uint8Array {
   const data = trailerSerialize(trailer);
   const frame = new Uint8Array(5 + data.byteLength);
   frame[0] = trailerFlag;
@@ -84,11 +124,11 @@ function rewriteGrpcWebTrailer(chunk: Uint8Array): Uint8Array {
   return frame;
 }
 
-/** The `message` of a Connect error body with code `internal`, or "". */
+/** The `message` of a Connect error body with a code connect-es reports decoding faults under, or "". */
 function connectErrorMessage(bytes: Uint8Array): string {
   try {
     const json = JSON.parse(Buffer.from(bytes).toString("utf8")) as { code?: unknown; message?: unknown };
-    return json.code === "internal" && typeof json.message === "string" ? json.message : "";
+    return FAULT_CONNECT_CODES.has(String(json.code)) && typeof json.message === "string" ? json.message : "";
   } catch {
     return "";
   }
@@ -101,6 +141,26 @@ function decoded(value: string | null | undefined): string {
   } catch {
     return "";
   }
+}
+
+/** A complete error answer in the framing of the request's protocol. */
+function errorAnswer(requestContentType: string, error: ConnectError): UniversalServerResponse {
+  if (requestContentType.startsWith("application/grpc-web")) {
+    const trailer = new Headers();
+    setTrailerStatus(trailer, error);
+    return { status: 200, header: new Headers({ "content-type": requestContentType.split(";")[0]! }), body: createAsyncIterable([trailerFrame(trailer)]) };
+  }
+  if (requestContentType.startsWith("application/grpc")) {
+    const trailer = new Headers();
+    setTrailerStatus(trailer, error);
+    return { status: 200, header: new Headers({ "content-type": requestContentType.split(";")[0]! }), body: createAsyncIterable([]), trailer };
+  }
+  const body = errorToJsonBytes(error, {});
+  return {
+    status: codeToHttpStatus(error.code),
+    header: new Headers({ "content-type": "application/json", "content-length": String(body.byteLength) }),
+    body: createAsyncIterable([body]),
+  };
 }
 
 async function readAll(body: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
