@@ -64,8 +64,8 @@ export function createAbuseProtection(deps: { db: () => Kysely<any>; clock: Cloc
       }
       return {
         async succeeded() {
-          await throttle.succeeded(identifier, subject);
-          if (counted) await limiter.refund(failuresKey, counted);
+          // Two independent rows: one round trip's latency, not two.
+          await Promise.all([throttle.succeeded(identifier, subject), counted && limiter.refund(failuresKey, counted)]);
         },
       };
     },
