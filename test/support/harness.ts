@@ -103,6 +103,18 @@ export async function startTestServer(
   };
 }
 
+/** An empty database of its own on the run's PostgreSQL, for a server started some other way (a child process, say). */
+export async function createTestDatabase(): Promise<{ url: string; drop: () => Promise<void> }> {
+  const adminUrl = process.env.GATEHOUSE_TEST_ADMIN_URL;
+  if (!adminUrl) throw new Error("GATEHOUSE_TEST_ADMIN_URL is not set: run the tests with `npm test`");
+  const database = `gatehouse_test_${randomBytes(6).toString("hex")}`;
+  await adminQuery(adminUrl, `CREATE DATABASE "${database}"`);
+  return {
+    url: withDatabase(adminUrl, database),
+    drop: () => adminQuery(adminUrl, `DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`),
+  };
+}
+
 export function makeTransport(protocol: ProtocolName, baseUrl: string): Transport {
   switch (protocol) {
     case "connect-json":
