@@ -39,13 +39,15 @@ export interface TestServer {
  */
 export async function startTestServer(
   env: Record<string, string> = {},
-  options: { clock?: Clock; sameDatabaseAs?: TestServer } = {},
+  options: { clock?: Clock; sameDatabaseAs?: TestServer; databaseUrl?: string } = {},
 ): Promise<TestServer> {
   const adminUrl = process.env.GATEHOUSE_TEST_ADMIN_URL;
   if (!adminUrl) throw new Error("GATEHOUSE_TEST_ADMIN_URL is not set: run the tests with `npm test`");
-  const database = options.sameDatabaseAs ? undefined : `gatehouse_test_${randomBytes(6).toString("hex")}`;
+  // `databaseUrl`: a database the test owns (on a PostgreSQL it starts and stops itself); kept, not dropped.
+  const given = options.databaseUrl ?? options.sameDatabaseAs?.databaseUrl;
+  const database = given ? undefined : `gatehouse_test_${randomBytes(6).toString("hex")}`;
   if (database) await adminQuery(adminUrl, `CREATE DATABASE "${database}"`);
-  const databaseUrl = database ? withDatabase(adminUrl, database) : options.sameDatabaseAs!.databaseUrl;
+  const databaseUrl = database ? withDatabase(adminUrl, database) : given!;
 
   const logs: Record<string, unknown>[] = [];
   const sink = new Writable({

