@@ -6,6 +6,7 @@ import { gzipSync } from "node:zlib";
 import { create, toBinary } from "@bufbuild/protobuf";
 import pg from "pg";
 import { LoginRequestSchema, RegisterRequestSchema } from "../../gen/gatehouse/auth/v1/auth_pb.js";
+import { loadConfig } from "../../src/platform/config/config.ts";
 import { PASSWORD, bearer, registerUser, uniqueIdentity } from "../auth/support.ts";
 import { postJson, startTestServer, type TestServer } from "../support/harness.ts";
 import { GrpcStatus, eventually, grpcFrame, rawGrpc, rawPost } from "./support.ts";
@@ -396,6 +397,15 @@ describe("slow clients (slowloris) are cut off by the server's timeouts", () => 
     assert.ok(sent < request.length, `cut off after ${sent} of ${request.length} bytes`);
     assert.match(answer, /^$|^HTTP\/1\.1 408/, "at most a 408 on the way out");
     assert.equal((await fetch(`${server.baseUrl}/healthz`)).status, 200);
+  });
+
+  test("the timeouts are configuration, checked at start-up", () => {
+    const config = loadConfig({ GATEHOUSE_HEADERS_TIMEOUT: "2s", GATEHOUSE_REQUEST_TIMEOUT: "30s", GATEHOUSE_IDLE_TIMEOUT: "90s" });
+    assert.deepEqual([config.headersTimeoutMs, config.requestTimeoutMs, config.idleTimeoutMs], [2_000, 30_000, 90_000]);
+    const defaults = loadConfig({});
+    assert.deepEqual([defaults.headersTimeoutMs, defaults.requestTimeoutMs, defaults.idleTimeoutMs], [10_000, 60_000, 60_000]);
+    assert.throws(() => loadConfig({ GATEHOUSE_HEADERS_TIMEOUT: "2m", GATEHOUSE_REQUEST_TIMEOUT: "1m" }), /GATEHOUSE_HEADERS_TIMEOUT must not be longer than GATEHOUSE_REQUEST_TIMEOUT/);
+    assert.throws(() => loadConfig({ GATEHOUSE_IDLE_TIMEOUT: "soon" }), /GATEHOUSE_IDLE_TIMEOUT="soon" is not a duration/);
   });
 
   test("the HTTP/2 preface dripped byte by byte is cut off too", async () => {
