@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
 import { connect as netConnect } from "node:net";
+import { connect as tlsConnect } from "node:tls";
+import { fileURLToPath } from "node:url";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { gzipSync } from "node:zlib";
@@ -397,6 +399,32 @@ describe("slow clients (slowloris) are cut off by the server's timeouts", () => 
     assert.ok(sent < request.length, `cut off after ${sent} of ${request.length} bytes`);
     assert.match(answer, /^$|^HTTP\/1\.1 408/, "at most a 408 on the way out");
     assert.equal((await fetch(`${server.baseUrl}/healthz`)).status, 200);
+  });
+
+  test("over TLS too: HTTP/1.1 headers dripped after the handshake are cut off", async () => {
+    const fixtures = fileURLToPath(new URL("./fixtures/", import.meta.url));
+    const secure = await startTestServer({
+      GATEHOUSE_HEADERS_TIMEOUT: "500ms",
+      GATEHOUSE_TLS_CERT_FILE: `${fixtures}localhost-cert.pem`,
+      GATEHOUSE_TLS_KEY_FILE: `${fixtures}localhost-key.pem`,
+    });
+    try {
+      const socket = tlsConnect({ host: "127.0.0.1", port: secure.port, ALPNProtocols: ["http/1.1"], rejectUnauthorized: false });
+      let closed = false;
+      socket.on("error", () => {});
+      socket.on("close", () => (closed = true));
+      await new Promise((resolve) => socket.once("secureConnect", resolve));
+      const request = Buffer.from(`POST ${AUTH}/Login HTTP/1.1\r\nHost: localhost\r\nX-Padding: ${"a".repeat(440)}\r\n\r\n`);
+      let sent = 0;
+      for (; sent < request.length && !closed; sent++) {
+        socket.write(request.subarray(sent, sent + 1));
+        await sleep(20);
+      }
+      socket.destroy();
+      assert.ok(closed && sent < request.length, `cut off after ${sent} of ${request.length} bytes`);
+    } finally {
+      await secure.stop();
+    }
   });
 
   test("the timeouts are configuration, checked at start-up", () => {

@@ -72,26 +72,24 @@ export function createGatehouseServer(options: ServerOptions): GatehouseServer {
 
   let listener: NetServer | Http2SecureServer;
   let http1: Http1Server | undefined;
+  // Slow clients (slowloris): Node answers 408 and closes an HTTP/1.1 connection whose headers
+  // are not complete within headersTimeout, or whose whole request is not within requestTimeout.
+  // It checks every connectionsCheckingInterval, so that is kept well below the timeouts.
+  const slowClientLimits = {
+    headersTimeout: config.headersTimeoutMs,
+    requestTimeout: config.requestTimeoutMs,
+    connectionsCheckingInterval: Math.max(50, Math.min(1_000, Math.floor(config.headersTimeoutMs / 4))),
+  };
   if (config.tls) {
+    // With TLS, HTTP/1.1 is the HTTP/2 server's fallback, which takes the same limits.
     const secure = createSecureServer(
-      { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile), allowHTTP1: true },
+      { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile), allowHTTP1: true, ...slowClientLimits },
       handle,
     );
     trackSessions(secure);
     listener = secure;
   } else {
-    // Slow clients (slowloris): Node answers 408 and closes a connection whose headers are not
-    // complete within headersTimeout, or whose whole request is not within requestTimeout. It
-    // checks every connectionsCheckingInterval, so that is kept well below the timeouts.
-    http1 = createHttp1Server(
-      {
-        headersTimeout: config.headersTimeoutMs,
-        requestTimeout: config.requestTimeoutMs,
-        keepAliveTimeout: Math.min(KEEP_ALIVE_TIMEOUT_MS, config.idleTimeoutMs),
-        connectionsCheckingInterval: Math.max(50, Math.min(1_000, Math.floor(config.headersTimeoutMs / 4))),
-      },
-      handle,
-    );
+    http1 = createHttp1Server({ ...slowClientLimits, keepAliveTimeout: Math.min(KEEP_ALIVE_TIMEOUT_MS, config.idleTimeoutMs) }, handle);
     // Node starts enforcing those timeouts (and tracking connections for closeIdleConnections and
     // closeAllConnections) when the server emits "listening"; this one never listens itself — the
     // protocol listener hands it its connections — so it is told here, or slow clients go unchecked.
