@@ -76,6 +76,9 @@ export async function startTestServer(
   const gatehouse = await startGatehouse(config, createLogger(config.logLevel, sink), options);
   const baseUrl = `http://127.0.0.1:${gatehouse.port}`;
   const pool = new pg.Pool({ connectionString: databaseUrl, max: 2 });
+  // An idle connection of this helper pool may be cut when a database is dropped (a second
+  // instance's owner stopping first, say); the next query reports it, so the event is not fatal.
+  pool.on("error", () => {});
 
   const transports = new Map<ProtocolName, Transport>();
   const transport = (protocol: ProtocolName): Transport => {

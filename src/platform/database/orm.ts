@@ -66,6 +66,8 @@ export async function migrate(orm: MikroORM): Promise<string[]> {
     application_name: "gatehouse-migrate",
     connectionTimeoutMillis: 5_000,
   });
+  // Without a listener, the connection being cut (database restarted mid-migration) would crash the process.
+  lock.on("error", (error) => orm.config.getLogger().warn("migrations", `migration lock connection lost: ${error.message}`));
   await lock.connect();
   try {
     await lock.query("select pg_advisory_lock($1)", [MIGRATION_LOCK_KEY]);
