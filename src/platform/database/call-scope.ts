@@ -20,6 +20,14 @@ export function runInCall<T>(signal: AbortSignal, work: () => T): T {
   return calls.run(signal, work);
 }
 
+/**
+ * Runs `work` on behalf of no call: for work one call starts but others share (a cache reload
+ * they all await), which must not be cut short when that one call ends.
+ */
+export function outsideCall<T>(work: () => T): T {
+  return calls.exit(work);
+}
+
 /** PostgreSQL's query_canceled code, so the error maps like a cancelled statement. */
 const QUERY_CANCELED = "57014";
 
@@ -73,9 +81,7 @@ export function bindPoolToCalls(pool: pg.Pool): void {
     return client;
   };
 
-  pool.connect = ((callback?: unknown) => {
-    const signal = calls.getStore();
-    if (callback !== undefined || signal === undefined) return original(callback);
+  const checkout = (signal: AbortSignal): Promise<pg.PoolClient> => {
     if (signal.aborted) return Promise.reject(callEnded());
     return new Promise<pg.PoolClient>((resolve, reject) => {
       const pending = connect();
@@ -96,6 +102,19 @@ export function bindPoolToCalls(pool: pg.Pool): void {
         },
       );
     });
+  };
+
+  // kysely calls connect(); pg's own pool.query() calls connect(callback). Both are bound.
+  pool.connect = ((callback?: (error: Error | undefined, client?: pg.PoolClient, done?: (release?: unknown) => void) => void) => {
+    const signal = calls.getStore();
+    if (signal === undefined) return original(callback);
+    const checkedOut = checkout(signal);
+    if (typeof callback !== "function") return checkedOut;
+    checkedOut.then(
+      (client) => callback(undefined, client, (error) => client.release(error as Error | boolean | undefined)),
+      (error: Error) => callback(error, undefined, () => {}),
+    );
+    return undefined;
   }) as typeof pool.connect;
 }
 
