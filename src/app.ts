@@ -131,7 +131,10 @@ export function createApp(config: Config, logger: Logger, orm: MikroORM, options
     isReady: cachedReadiness(readiness.isReady),
   });
   const platformRpcHandler = connectNodeAdapter({
-    routes: grpcPlatform.routes,
+    routes: (router) => {
+      grpcPlatform.routes(router);
+      answerUndecodableRequestsAsInvalid(router, logger);
+    },
     interceptors: [metrics.interceptor, createRequestLogInterceptor(logger)],
     readMaxBytes: config.maxRequestBytes,
     maxTimeoutMs: config.maxCallTimeoutMs,

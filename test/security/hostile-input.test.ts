@@ -93,6 +93,12 @@ describe("hostile input", () => {
       assert.equal(grpc.grpcStatus, GrpcStatus.INVALID_ARGUMENT, grpc.grpcMessage);
     });
 
+    test("the gRPC health and reflection services too: a malformed message is INVALID_ARGUMENT", async () => {
+      const truncated = grpcFrame(Uint8Array.of(0x0a, 0x20, 0x61));
+      const health = await rawGrpc(server.baseUrl, "/grpc.health.v1.Health/Check", truncated);
+      assert.equal(health.grpcStatus, GrpcStatus.INVALID_ARGUMENT, health.grpcMessage);
+    });
+
     test("gRPC: a message flagged compressed without grpc-encoding, no message, and two messages for a unary call", async () => {
       const message = toBinary(LoginRequestSchema, create(LoginRequestSchema, { identifier: { case: "email", value: "a@example.com" }, password: "x" }));
       for (const [what, body] of [
