@@ -70,6 +70,7 @@ export async function startGatehouse(config: Config, logger: Logger, options: { 
   try {
     port = await app.listenBeforeReady();
   } catch (error) {
+    await app.close().catch(() => {});
     await orm.close();
     await embedded?.stop();
     throw error;
