@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
 import { after, describe, test } from "node:test";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { Agent, request } from "node:http";
 import pg from "pg";
 import { AuthService } from "../../gen/gatehouse/auth/v1/auth_pb.js";
-import { createTestDatabase, makeTransport, type ProtocolName } from "../support/harness.ts";
+import { createTestDatabase, makeTransport, startTestServer, type ProtocolName } from "../support/harness.ts";
 import { spawnGatehouse } from "../support/process.ts";
 
 /**
@@ -14,6 +15,51 @@ import { spawnGatehouse } from "../support/process.ts";
 
 const CALLS = 40;
 const PASSWORD = "lantern moss beneath the bridge";
+
+describe("shutdown while a call waits in PostgreSQL", () => {
+  test("the call finishes with its answer, which tells the HTTP/1.1 client not to reuse the connection", async () => {
+    const server = await startTestServer();
+    let stopped: Promise<void> | undefined;
+    const lock = new pg.Client({ connectionString: server.databaseUrl });
+    try {
+      await server.auth().register({ username: "drainer", email: "drainer@example.com", password: PASSWORD });
+      await lock.connect();
+      await lock.query("begin");
+      await lock.query("lock table users in access exclusive mode");
+      const agent = new Agent({ keepAlive: true });
+      const answer = new Promise<{ status: number; connection: string | undefined; body: string }>((resolve, reject) => {
+        const req = request(
+          `${server.baseUrl}/gatehouse.auth.v1.AuthService/Login`,
+          { method: "POST", agent, headers: { "content-type": "application/json" } },
+          (res) => {
+            let body = "";
+            res.on("data", (chunk: Buffer) => (body += chunk.toString("utf8")));
+            res.on("end", () => resolve({ status: res.statusCode ?? 0, connection: res.headers.connection, body }));
+          },
+        );
+        req.on("error", reject);
+        req.end(JSON.stringify({ email: "drainer@example.com", password: PASSWORD }));
+      });
+      const waiting = async () =>
+        (await server.sql("select 1 from pg_stat_activity where datname = current_database() and application_name = 'gatehouse' and wait_event_type = 'Lock'")).length;
+      for (let attempt = 0; attempt < 100 && (await waiting()) === 0; attempt++) await new Promise((resolve) => setTimeout(resolve, 20));
+      assert.ok((await waiting()) > 0, "the call waits in PostgreSQL");
+      stopped = server.gatehouse.stop();
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      await lock.query("rollback");
+      const { status, connection, body } = await answer;
+      assert.equal(status, 200, body);
+      assert.match(body, /"accessToken"/);
+      assert.equal(connection, "close");
+      agent.destroy();
+      await stopped;
+    } finally {
+      await lock.end().catch(() => {});
+      await (stopped ?? Promise.resolve());
+      await server.stop().catch(() => {});
+    }
+  });
+});
 
 describe("SIGTERM under load", () => {
   const cleanups: (() => Promise<void>)[] = [];

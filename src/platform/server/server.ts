@@ -41,11 +41,23 @@ export function createGatehouseServer(options: ServerOptions): GatehouseServer {
   const allowedOrigins = new Set(config.corsOrigins);
   let inFlight = 0;
   let drained: (() => void) | undefined;
+  let closing = false;
+  /** HTTP/1.1 answers not yet sent: on shutdown they say `Connection: close`, so no client reuses a connection about to go. */
+  const pendingHttp1 = new Set<HttpResponse>();
+  const closeAfter = (res: HttpResponse) => {
+    if (!res.headersSent) res.setHeader("connection", "close");
+  };
 
   const handle = (req: HttpRequest, res: HttpResponse): void => {
     inFlight++;
+    const http1Answer = req.httpVersionMajor === 1;
+    if (http1Answer) {
+      if (closing) closeAfter(res);
+      else pendingHttp1.add(res);
+    }
     res.once("close", () => {
       inFlight--;
+      pendingHttp1.delete(res);
       if (inFlight === 0) drained?.();
     });
     if (applyCors(allowedOrigins, req, res)) return;
@@ -114,6 +126,8 @@ export function createGatehouseServer(options: ServerOptions): GatehouseServer {
         });
       }),
     close: async () => {
+      closing = true;
+      for (const res of pendingHttp1) closeAfter(res);
       const closed = new Promise<void>((resolve) => listener.close(() => resolve()));
       for (const session of sessions) session.close();
       http1?.closeIdleConnections();
