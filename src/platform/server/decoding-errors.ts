@@ -1,4 +1,4 @@
-import type { ConnectError, ConnectRouter } from "@connectrpc/connect";
+import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
 import { createAsyncIterable, type UniversalHandler, type UniversalServerResponse } from "@connectrpc/connect/protocol";
 import { codeToHttpStatus, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
@@ -52,10 +52,11 @@ export function answerUndecodableRequestsAsInvalid(router: ConnectRouter, logger
         res = await handler(req);
       } catch (error) {
         if (!(error instanceof URIError)) logger.error({ err: error, procedure: handler.requestPath }, "handler failed before answering");
+        // Anything else that makes a handler reject is ours: logged, and answered like any internal error.
         const answer =
           error instanceof URIError
             ? gatehouseError("VALIDATION_FAILED", "The request holds text that is not valid Unicode.")
-            : gatehouseError("VALIDATION_FAILED", "The request could not be read.");
+            : new ConnectError("Something went wrong on our side; the error was logged.", Code.Internal);
         return errorAnswer(req.header.get("content-type") ?? "", answer);
       }
       return rewrite(res);
