@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Code, ConnectError } from "@connectrpc/connect";
+import pg from "pg";
 import { startEmbeddedPostgres, type EmbeddedDatabase } from "../../src/platform/database/embedded-postgres.ts";
 import { ErrorInfoSchema } from "../../src/platform/errors/error-details.ts";
 import { createLogger } from "../../src/platform/observability/logger.ts";
@@ -129,6 +130,35 @@ describe("database outages", () => {
       );
       // Nothing half-written: the user registered during the outage does not exist at all.
       assert.deepEqual(await server.sql("select 1 from users where email = 'outage1@example.com'"), []);
+    });
+  });
+
+  describe("pool exhausted", () => {
+    test("calls that find no free connection within the pool's wait are unavailable, and the rest go on", async () => {
+      const server = await startTestServer();
+      cleanups.push(() => server.stop());
+      const user = await registerUser(server.auth());
+      const lock = new pg.Client({ connectionString: server.databaseUrl });
+      await lock.connect();
+      await lock.query("begin");
+      await lock.query("lock table users in access exclusive mode");
+      let released = false;
+      try {
+        // The pool holds 10 connections: 14 calls stuck behind the lock leave 4 waiting for one.
+        const calls = Array.from({ length: 14 }, () => outcome(server.auth().getMe({}, bearer(user.tokens.accessToken))));
+        const first = await Promise.race(calls);
+        assert.equal(first, UNAVAILABLE, "the first answer is a waiting call giving up, not a hang");
+        await lock.query("rollback");
+        released = true;
+        const all = await Promise.all(calls);
+        assert.ok(all.filter((o) => o === UNAVAILABLE).length >= 1);
+        assert.ok(all.filter((o) => o === "ok").length >= 10, all.join(", "));
+        assert.deepEqual(all.filter((o) => o !== "ok" && o !== UNAVAILABLE), []);
+      } finally {
+        if (!released) await lock.query("rollback");
+        await lock.end();
+      }
+      assert.equal(await outcome(server.auth().getMe({}, bearer(user.tokens.accessToken))), "ok");
     });
   });
 
