@@ -51,7 +51,7 @@ async function openConfiguredDatabase(config: Config, logger: Logger): Promise<{
 }
 
 async function migrateAndLog(orm: MikroORM, logger: Logger): Promise<void> {
-  const applied = await migrate(orm);
+  const applied = await migrate(orm, (step) => logger.info(step, `applying migration ${step.number} of ${step.of}`));
   if (applied.length > 0) logger.info({ applied }, "database migrated");
 }
 

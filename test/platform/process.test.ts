@@ -77,6 +77,7 @@ describe("the gatehouse process", () => {
     const first = await runGatehouse(["migrate"], { DATABASE_URL: db.url });
     assert.equal(first.code, 0, first.stderr + first.stdout);
     assert.match(first.stdout, /database migrated/);
+    assert.match(first.stdout, /applying migration 1 of \d+/, "progress is shown migration by migration");
     const second = await runGatehouse(["migrate"], { DATABASE_URL: db.url });
     assert.equal(second.code, 0);
     assert.doesNotMatch(second.stdout, /database migrated/);

@@ -60,7 +60,10 @@ const MIGRATION_LOCK_KEY = 0x6761_7465;
  * database take turns (a session-level advisory lock on a connection of its own), so the second
  * finds nothing left to do instead of racing to create the same tables.
  */
-export async function migrate(orm: MikroORM): Promise<string[]> {
+export async function migrate(
+  orm: MikroORM,
+  onProgress?: (step: { migration: string; number: number; of: number }) => void,
+): Promise<string[]> {
   const lock = new pg.Client({
     connectionString: orm.config.get("clientUrl"),
     application_name: "gatehouse-migrate",
@@ -71,6 +74,11 @@ export async function migrate(orm: MikroORM): Promise<string[]> {
   await lock.connect();
   try {
     await lock.query("select pg_advisory_lock($1)", [MIGRATION_LOCK_KEY]);
+    if (onProgress) {
+      const of = (await orm.migrator.getPending()).length;
+      let number = 0;
+      orm.migrator.on("migrating", ({ name }) => onProgress({ migration: name, number: ++number, of }));
+    }
     const applied = await orm.migrator.up();
     return applied.map((migration) => migration.name);
   } finally {
