@@ -51,7 +51,11 @@ export interface BenchReport {
   complete: boolean;
   command: string;
   machine: Machine;
+  /** The commit measured, and files of the server that differed from it (uncommitted work). */
+  code: { commit: string; modified: string[] };
   database: { kind: string; version: string };
+  /** Servers that exited during a scenario, with the end of their logs. */
+  incidents: string[];
   settings: Record<string, unknown> & { smallUsers: number; largeUsers: number; durationS: number; warmupS: number };
   seeding: { database: string; users: number; seconds: number; output: string }[];
   argon2Ceiling: (Argon2CeilingResult & { memoryKib: number; iterations: number; parallelism: number; concurrency: number; cpu: CpuUse }) | undefined;
@@ -186,6 +190,10 @@ export function renderMarkdown(report: BenchReport): string {
     "",
     `Machine: ${machine.cpuModel}, ${machine.cores} cores, ${machine.memoryGb} GB RAM, Linux ${machine.kernel}, Node ${machine.node}; ` +
       `PostgreSQL ${report.database.version} (${report.database.kind}) on the same machine. Command: \`${report.command}\`.`,
+    `Code: commit \`${report.code.commit.slice(0, 12)}\`${report.code.modified.length ? ` with uncommitted changes to ${report.code.modified.length} server file(s)` : ""}.` +
+      (Object.keys(settings.serverEnv ?? {}).length || (settings.serverFlags as string[] | undefined)?.length || Object.keys(settings.dbSettings ?? {}).length
+        ? ` Non-default: server env ${JSON.stringify(settings.serverEnv)}, node flags ${JSON.stringify(settings.serverFlags)}, PostgreSQL ${JSON.stringify(settings.dbSettings)}.`
+        : ""),
     `Each scenario: ${settings.warmupS} s warm-up, then ${settings.durationS} s measured; seed ${String(settings.seed)}; ` +
       `server, PostgreSQL and load generator share the ${machine.cores} cores.`,
     "",
@@ -214,6 +222,7 @@ export function renderMarkdown(report: BenchReport): string {
       `and processes outside the benchmark (the machine may be shared: ⚠ marks more than ${NOISY_CORES} cores of those, where the figure is pessimistic). ` +
       `For the argon2 ceiling, "srv" is the ceiling process.`,
   );
+  for (const incident of report.incidents) lines.push("", "**A server exited during a scenario:**", "", "```", incident, "```");
   const passed = report.rows.filter((row) => row.pass === true).length;
   const failed = report.rows.filter((row) => row.pass === false).length;
   lines.push("", `Targets: ${passed} passed, ${failed} failed.`);

@@ -6,7 +6,8 @@
  * figure is reported next to a ceiling measured in the same run on the same machine.
  */
 import { fork } from "node:child_process";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { execFileSync } from "node:child_process";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { SEED_PASSWORD } from "../src/cli/seed.ts";
@@ -47,6 +48,7 @@ interface Context {
   readonly workDir: string;
   readonly measurements: Measurement[];
   readonly profiles: ProfileSummary[];
+  readonly incidents: string[];
   readonly serverEnv: Record<string, string>;
   argon2?: BenchReport["argon2Ceiling"];
 }
@@ -228,6 +230,14 @@ async function withServers<T>(
     }
     return await work(servers);
   } finally {
+    for (const server of servers) {
+      // A server that left during a scenario is a finding, not a reason to stop the run.
+      if (server.child.exitCode !== null || server.child.signalCode !== null) {
+        const tail = (await readFile(server.logFile, "utf8").catch(() => "")).trim().split("\n").slice(-15).join("\n");
+        ctx.incidents.push(`${server.name} exited (${server.child.exitCode ?? server.child.signalCode}) during the scenario; the end of its log:\n${tail}`);
+        log(`  !! ${server.name} exited during the scenario; see the report`);
+      }
+    }
     await Promise.all(servers.map((server) => server.stop()));
   }
 }
@@ -256,7 +266,7 @@ async function smallDatabaseScenarios(ctx: Context, cluster: Cluster, seeding: B
   if (ids.length === 0 && profiled.length === 0) return;
 
   log(`\nSeeding ${settings.smallUsers.toLocaleString("en")} users (small database)…`);
-  const url = await cluster.createDatabase("gatehouse_bench_small");
+  const url = await cluster.createDatabase("gatehouse_bench_small", settings.dbSettings);
   const seeded = await seedUsers(url, settings.smallUsers, SMALL_PREFIX);
   seeding.push({ database: "small", users: settings.smallUsers, seconds: seeded.seconds, output: seeded.output });
   log(`  ${seeded.output}`);
@@ -344,7 +354,7 @@ async function largeDatabaseScenarios(ctx: Context, cluster: Cluster, seeding: B
   const variants = (["first", "deep"] as const).filter((variant) => selected(settings, `listUsers.${variant}.large`));
   if (count === 0 || variants.length === 0) return;
   log(`\nSeeding ${count.toLocaleString("en")} users (large database)…`);
-  const url = await cluster.createDatabase("gatehouse_bench_large");
+  const url = await cluster.createDatabase("gatehouse_bench_large", settings.dbSettings);
   const seeded = await seedUsers(url, count, LARGE_PREFIX);
   seeding.push({ database: "large", users: count, seconds: seeded.seconds, output: seeded.output });
   log(`  ${seeded.output}`);
@@ -360,6 +370,17 @@ async function largeDatabaseScenarios(ctx: Context, cluster: Cluster, seeding: B
         },
       ]);
     });
+  }
+}
+
+/** Which code was measured: the commit, and whether the server's code differed from it. */
+function describeCode(): { commit: string; modified: string[] } {
+  try {
+    const git = (...args: string[]) => execFileSync("git", args, { cwd: REPO_ROOT, encoding: "utf8" }).trim();
+    const modified = git("status", "--porcelain", "--", "src", "gen", "package.json", "package-lock.json").split("\n").filter(Boolean);
+    return { commit: git("rev-parse", "HEAD"), modified };
+  } catch {
+    return { commit: "unknown (not a git checkout)", modified: [] };
   }
 }
 
@@ -380,6 +401,7 @@ async function main(): Promise<number> {
     workDir,
     measurements: [],
     profiles: [],
+    incidents: [],
     serverEnv: {
       // The load generators spread their calls over many client addresses (X-Forwarded-For).
       GATEHOUSE_TRUSTED_PROXIES: "127.0.0.1",
@@ -423,7 +445,9 @@ async function main(): Promise<number> {
     complete: failed === undefined,
     command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(" ")}` : ""}`,
     machine,
+    code: describeCode(),
     database: { kind: cluster.kind, version: cluster.version },
+    incidents: ctx.incidents,
     settings: {
       durationS: settings.durationMs / 1000,
       warmupS: settings.warmupMs / 1000,
@@ -437,6 +461,7 @@ async function main(): Promise<number> {
       serverLogLevel: settings.logLevel ?? "info (default)",
       serverEnv: settings.serverEnv,
       serverFlags: settings.serverFlags,
+      dbSettings: settings.dbSettings,
       argon2: hashBudget(settings),
     },
     seeding,
@@ -455,7 +480,8 @@ async function main(): Promise<number> {
   process.stdout.write(`\n${markdown}\n`);
   if (ctx.profiles.length) process.stdout.write(`\n${renderProfiles(ctx.profiles)}\n`);
   log(`\nWrote ${join(outDir, `${date}.json`)} and ${date}.md`);
-  if (failed === undefined) await rm(workDir, { recursive: true, force: true });
+  if (failed === undefined && ctx.incidents.length === 0) await rm(workDir, { recursive: true, force: true });
+  else log(`Server logs kept in ${workDir}`);
   return failed === undefined ? 0 : 1;
 }
 

@@ -9,7 +9,8 @@ import { REPO_ROOT } from "./processes.ts";
 export interface Cluster {
   readonly kind: "embedded" | "external";
   readonly version: string;
-  createDatabase(name: string): Promise<string>;
+  /** A fresh database; `settings` become its defaults (ALTER DATABASE … SET), e.g. synchronous_commit. */
+  createDatabase(name: string, settings?: Readonly<Record<string, string>>): Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -22,9 +23,13 @@ export async function openCluster(workDir: string): Promise<Cluster> {
   return {
     kind: external ? "external" : "embedded",
     version,
-    async createDatabase(name) {
+    async createDatabase(name, settings = {}) {
       await adminQuery(adminUrl, `DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
       await adminQuery(adminUrl, `CREATE DATABASE "${name}"`);
+      for (const [setting, value] of Object.entries(settings)) {
+        if (!/^[a-z_.]+$/.test(setting)) throw new Error(`not a PostgreSQL setting name: ${setting}`);
+        await adminQuery(adminUrl, `ALTER DATABASE "${name}" SET ${setting} = '${value.replaceAll("'", "''")}'`);
+      }
       created.push(name);
       const url = new URL(adminUrl);
       url.pathname = `/${name}`;

@@ -24,6 +24,7 @@ Options:
   --log-level <level>   the server's GATEHOUSE_LOG_LEVEL (default: its own default, info)
   --server-env <K=V,…>  extra environment for every Gatehouse process, e.g. GATEHOUSE_HASH_CONCURRENCY=1
   --server-flags "<…>"  extra node flags for every Gatehouse process, e.g. "--max-semi-space-size=4"
+  --db-settings <k=v,…> PostgreSQL settings for the benchmark's databases, e.g. synchronous_commit=off
   --echo-listener <l>   "one-port" (default: Gatehouse's HTTP/1.1 + h2c listener) or "direct-h2c"
                         (a plain HTTP/2 server; gRPC rows only), to price the one-port sniffing
   --out <dir>           where results go (default bench/results)`;
@@ -44,6 +45,7 @@ export interface Settings {
   readonly serverEnv: Readonly<Record<string, string>>;
   readonly serverFlags: readonly string[];
   readonly echoListener: "one-port" | "direct-h2c";
+  readonly dbSettings: Readonly<Record<string, string>>;
   readonly quietTimeoutMs: number;
   readonly retries: number;
   readonly outDir: string;
@@ -56,7 +58,7 @@ export class BenchUsageError extends Error {}
 export function parseSettings(args: readonly string[]): Settings {
   const values = new Map<string, string>();
   const switches = new Set<string>();
-  const valued = ["duration", "warmup", "concurrency", "seed", "small-users", "large-users", "only", "log-level", "out", "max-other-load", "quiet-timeout", "retries", "server-env", "server-flags", "echo-listener"];
+  const valued = ["duration", "warmup", "concurrency", "seed", "small-users", "large-users", "only", "log-level", "out", "max-other-load", "quiet-timeout", "retries", "server-env", "server-flags", "echo-listener", "db-settings"];
   const flags = ["quick", "profile", "help"];
   for (let i = 0; i < args.length; i++) {
     const match = /^--([a-z-]+)(?:=(.*))?$/.exec(args[i]!);
@@ -85,12 +87,16 @@ export function parseSettings(args: readonly string[]): Settings {
     return text as T;
   };
   const concurrencyText = values.get("concurrency");
-  const serverEnv: Record<string, string> = {};
-  for (const pair of (values.get("server-env") ?? "").split(",").filter(Boolean)) {
-    const at = pair.indexOf("=");
-    if (at <= 0) throw new BenchUsageError(`--server-env: "${pair}" is not NAME=value`);
-    serverEnv[pair.slice(0, at).trim()] = pair.slice(at + 1).trim();
-  }
+  const pairs = (name: string): Record<string, string> => {
+    const out: Record<string, string> = {};
+    for (const pair of (values.get(name) ?? "").split(",").filter(Boolean)) {
+      const at = pair.indexOf("=");
+      if (at <= 0) throw new BenchUsageError(`--${name}: "${pair}" is not name=value`);
+      out[pair.slice(0, at).trim()] = pair.slice(at + 1).trim();
+    }
+    return out;
+  };
+  const serverEnv = pairs("server-env");
   return {
     quick,
     durationMs: number("duration", quick ? 3 : 10, 0.5) * 1000,
@@ -104,6 +110,7 @@ export function parseSettings(args: readonly string[]): Settings {
     logLevel: values.get("log-level"),
     maxOtherLoad: number("max-other-load", 0.25, 0),
     serverEnv,
+    dbSettings: pairs("db-settings"),
     echoListener: oneOf("echo-listener", "one-port", ["one-port", "direct-h2c"] as const),
     serverFlags: (values.get("server-flags") ?? "").split(/\s+/).filter(Boolean),
     quietTimeoutMs: number("quiet-timeout", quick ? 20 : 300, 0) * 1000,
