@@ -1,8 +1,10 @@
 import assert from "node:assert/strict";
-import { Code, ConnectError, type Client } from "@connectrpc/connect";
+import { Code, type Client } from "@connectrpc/connect";
 import type { AuthService, TokenPair } from "../../gen/gatehouse/auth/v1/auth_pb.js";
 import type { User } from "../../gen/gatehouse/user/v1/user_pb.js";
-import { ErrorInfoSchema } from "../../src/platform/errors/error-details.ts";
+import { bearer, rejects } from "../support/rpc-assertions.ts";
+
+export { bearer, rejects };
 
 /** A strong-enough password nobody else uses in these tests. */
 export const PASSWORD = "violet tractor sings at dawn";
@@ -30,23 +32,6 @@ export async function registerUser(auth: Client<typeof AuthService>, overrides: 
   const res = await auth.register({ username, email, password, firstName: "Test", lastName: "User" });
   assert.ok(res.user && res.tokens, "Register returns the user and tokens");
   return { user: res.user, tokens: res.tokens, username, email, password };
-}
-
-/** Call options that present an access token. */
-export function bearer(accessToken: string) {
-  return { headers: { authorization: `Bearer ${accessToken}` } };
-}
-
-/** Awaits a call that must fail, and checks its code and ErrorInfo reason. */
-export async function rejects(call: Promise<unknown>, code: Code, reason: string): Promise<ConnectError> {
-  const error = await call.then(
-    () => assert.fail(`expected ${Code[code]} ${reason}, but the call succeeded`),
-    (e: unknown) => ConnectError.from(e),
-  );
-  const info = error.findDetails(ErrorInfoSchema)[0];
-  assert.equal(`${Code[error.code]} ${info?.reason}`, `${Code[code]} ${reason}`, error.message);
-  assert.equal(info?.domain, "gatehouse");
-  return error;
 }
 
 export const unauthenticated = (call: Promise<unknown>, reason: string) => rejects(call, Code.Unauthenticated, reason);

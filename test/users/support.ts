@@ -1,8 +1,10 @@
 import assert from "node:assert/strict";
-import { Code, ConnectError, type Client } from "@connectrpc/connect";
+import type { Client } from "@connectrpc/connect";
 import type { UserService, User } from "../../gen/gatehouse/user/v1/user_pb.js";
-import { ErrorInfoSchema } from "../../src/platform/errors/error-details.ts";
 import { startTestServer, type ProtocolName, type TestServer } from "../support/harness.ts";
+import { bearer, rejects } from "../support/rpc-assertions.ts";
+
+export { bearer, rejects };
 
 /** The admin every users test server bootstraps from GATEHOUSE_BOOTSTRAP_ADMIN_*. */
 export const ROOT = { username: "root", email: "root@example.com", password: "granite lantern quietly hums" };
@@ -19,11 +21,6 @@ export const BOOTSTRAP_ENV = {
 /** A test server with the `root` admin bootstrapped and the extra roles `manager` and `driver`. */
 export function startUsersServer(env: Record<string, string> = {}): Promise<TestServer> {
   return startTestServer({ ...BOOTSTRAP_ENV, GATEHOUSE_ROLES: "manager,driver", ...env });
-}
-
-/** Call options that present an access token. */
-export function bearer(accessToken: string) {
-  return { headers: { authorization: `Bearer ${accessToken}` } };
 }
 
 /** Signs in with a username and password and returns the access token. */
@@ -69,18 +66,6 @@ export async function createUser(
   );
   assert.ok(user);
   return { user, password: PASSWORD, token: await signIn(server, user.username, PASSWORD) };
-}
-
-/** Awaits a call that must fail with this code and ErrorInfo reason. */
-export async function rejects(call: Promise<unknown>, code: Code, reason: string): Promise<ConnectError> {
-  const error = await call.then(
-    () => assert.fail(`expected ${Code[code]} ${reason}, but the call succeeded`),
-    (e: unknown) => ConnectError.from(e),
-  );
-  const info = error.findDetails(ErrorInfoSchema)[0];
-  assert.equal(`${Code[error.code]} ${info?.reason}`, `${Code[code]} ${reason}`, error.message);
-  assert.equal(info?.domain, "gatehouse");
-  return error;
 }
 
 /** The protocols every rule is checked over: what curl sends, and what backend services use. */
