@@ -373,8 +373,12 @@ async function largeDatabaseScenarios(ctx: Context, cluster: Cluster, seeding: B
   }
 }
 
-/** Which code was measured: the commit, and whether the server's code differed from it. */
+/**
+ * Which code was measured: the commit, and whether the server's code differed from it. In an
+ * exported tree (`git archive`, no .git) BENCH_COMMIT names the commit it came from.
+ */
 function describeCode(): { commit: string; modified: string[] } {
+  if (process.env.BENCH_COMMIT) return { commit: process.env.BENCH_COMMIT, modified: [] };
   try {
     const git = (...args: string[]) => execFileSync("git", args, { cwd: REPO_ROOT, encoding: "utf8" }).trim();
     const modified = git("status", "--porcelain", "--", "src", "gen", "package.json", "package-lock.json").split("\n").filter(Boolean);
