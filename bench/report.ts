@@ -19,7 +19,7 @@ export interface Measurement {
   /** Cores busy on the machine while measuring, and how many of them other processes took. */
   cpu: CpuUse;
   /** Earlier or later attempts that other processes disturbed more, discarded. */
-  disturbedAttempts: { otherCores: number; throughput: number }[];
+  disturbedAttempts: { otherCores: number; ioFullPct: number; throughput: number }[];
 }
 
 /** One line of the results table, with the issue's target for it and whether it was met. */
@@ -171,13 +171,16 @@ function fmtMs(value: number | null): string {
   return value >= 100 ? Math.round(value).toLocaleString("en") : value >= 10 ? value.toFixed(1) : value.toFixed(2);
 }
 
-/** Other processes using more than this many cores make a figure suspect. */
+/** Other processes using more than this many cores make a figure suspect… */
 const NOISY_CORES = 0.25;
+/** … and so does a disk that stalled every task more than this share of the time (PSI "full"). */
+const NOISY_IO_FULL_PCT = 10;
 
 function fmtCpu(cpu: CpuUse | undefined): string {
   if (!cpu) return "—";
   const parts = [cpu.serverCores, cpu.postgresCores, cpu.loadCores, cpu.otherCores].map((cores) => cores.toFixed(1));
-  return `${parts.join(" / ")}${cpu.otherCores > NOISY_CORES ? " ⚠" : ""}`;
+  const io = cpu.ioFullPct > 1 ? `; disk stall ${Math.round(cpu.ioFullPct)}%` : "";
+  return `${parts.join(" / ")}${io}${cpu.otherCores > NOISY_CORES || cpu.ioFullPct > NOISY_IO_FULL_PCT ? " ⚠" : ""}`;
 }
 
 const verdict = (pass: boolean | undefined) => (pass === true ? "✅ pass" : pass === false ? "❌ fail" : "—");
@@ -219,7 +222,8 @@ export function renderMarkdown(report: BenchReport): string {
   lines.push(
     "",
     `CPU: cores used while measuring by the Gatehouse process(es) (all threads, argon2 included), PostgreSQL, the load generator(s), ` +
-      `and processes outside the benchmark (the machine may be shared: ⚠ marks more than ${NOISY_CORES} cores of those, where the figure is pessimistic). ` +
+      `and processes outside the benchmark (the machine may be shared: ⚠ marks more than ${NOISY_CORES} cores of those, or a disk that stalled every task ` +
+      `more than ${NOISY_IO_FULL_PCT}% of the time (Linux PSI "full"), where the figure is pessimistic). ` +
       `For the argon2 ceiling, "srv" is the ceiling process.`,
   );
   for (const incident of report.incidents) lines.push("", "**A server exited during a scenario:**", "", "```", incident, "```");

@@ -9,6 +9,9 @@ import { readdirSync, readFileSync } from "node:fs";
 interface CpuSnapshot {
   readonly at: number;
   readonly busyTicks: number;
+  /** Microseconds some / all runnable tasks were stalled on I/O (PSI), when the kernel has it. */
+  readonly ioSomeMicros: number;
+  readonly ioFullMicros: number;
   /** CPU ticks of every process in this benchmark's tree, with its command name. */
   readonly processes: ReadonlyMap<number, { readonly ticks: number; readonly comm: string }>;
 }
@@ -48,11 +51,22 @@ function ownTree(root: number): Map<number, { ticks: number; comm: string }> {
   return tree;
 }
 
-export function cpuSnapshot(): CpuSnapshot {
+function ioPressure(): { some: number; full: number } {
   try {
-    return { at: performance.now(), busyTicks: systemBusyTicks(), processes: ownTree(process.pid) };
+    const text = readFileSync("/proc/pressure/io", "utf8");
+    const total = (kind: string) => Number(new RegExp(`^${kind} .*total=(\\d+)`, "m").exec(text)?.[1] ?? 0);
+    return { some: total("some"), full: total("full") };
   } catch {
-    return { at: performance.now(), busyTicks: 0, processes: new Map() };
+    return { some: 0, full: 0 };
+  }
+}
+
+export function cpuSnapshot(): CpuSnapshot {
+  const io = ioPressure();
+  try {
+    return { at: performance.now(), busyTicks: systemBusyTicks(), ioSomeMicros: io.some, ioFullMicros: io.full, processes: ownTree(process.pid) };
+  } catch {
+    return { at: performance.now(), busyTicks: 0, ioSomeMicros: io.some, ioFullMicros: io.full, processes: new Map() };
   }
 }
 
@@ -65,6 +79,13 @@ export interface CpuUse {
   readonly serverCores: number;
   readonly postgresCores: number;
   loadCores: number;
+  /**
+   * Share of the time (%) some / all runnable tasks on the machine waited for the disk (PSI). Ours
+   * included — PostgreSQL's commits wait for fsync — but a high "full" share means the disk,
+   * shared with other processes, stalled everything.
+   */
+  readonly ioSomePct: number;
+  readonly ioFullPct: number;
 }
 
 /**
@@ -92,6 +113,8 @@ export function cpuSince(start: CpuSnapshot, end: CpuSnapshot = cpuSnapshot(), r
     serverCores: cores(server),
     postgresCores: cores(postgres),
     loadCores: 0,
+    ioSomePct: round2(seconds > 0 ? (end.ioSomeMicros - start.ioSomeMicros) / 1e4 / seconds : 0),
+    ioFullPct: round2(seconds > 0 ? (end.ioFullMicros - start.ioFullMicros) / 1e4 / seconds : 0),
   };
 }
 
