@@ -36,6 +36,7 @@ export interface Row {
   ceiling: string | undefined;
   /** throughput ÷ ceiling throughput. */
   ratio: number | undefined;
+  /** The issue's criteria for this row, each marked ✓ (met), ✗ (missed) or ? (could not be checked). */
   target: string;
   /** Cores used during the measurement: server(s), PostgreSQL, load generator(s), other processes. */
   cpu: CpuUse | undefined;
@@ -153,7 +154,8 @@ export function buildRows(report: BenchReport): Row[] {
       peakRssMb: m.peakRssBytes.length > 0 ? peakRssMb : undefined,
       ceiling: ceiling?.name,
       ratio: ceiling ? r.throughput / ceiling.throughput : undefined,
-      target: checks.length ? checks.map((check) => check.text).join("; ") : "—",
+      // Each criterion with its own mark, so a row that fails on memory alone says so.
+      target: checks.length ? checks.map((check) => `${check.text} ${check.ok === true ? "✓" : check.ok === false ? "✗" : "?"}`).join("; ") : "—",
       cpu: m.cpu,
       pass: checks.length === 0 ? undefined : verdicts.includes(false) ? false : verdicts.includes(undefined) ? undefined : true,
     });
@@ -229,7 +231,9 @@ export function renderMarkdown(report: BenchReport): string {
   for (const incident of report.incidents) lines.push("", "**A server exited during a scenario:**", "", "```", incident, "```");
   const passed = report.rows.filter((row) => row.pass === true).length;
   const failed = report.rows.filter((row) => row.pass === false).length;
-  lines.push("", `Targets: ${passed} passed, ${failed} failed.`);
+  const met = report.rows.reduce((n, row) => n + (row.target.match(/✓/g)?.length ?? 0), 0);
+  const missed = report.rows.reduce((n, row) => n + (row.target.match(/✗/g)?.length ?? 0), 0);
+  lines.push("", `Targets: ${passed} rows pass, ${failed} fail; ${met} criteria met, ${missed} missed.`);
   return lines.join("\n");
 }
 
