@@ -11,10 +11,13 @@ import { createAccessTokens } from "./auth/access-token.ts";
 import { createAuthHandler } from "./auth/auth-handler.ts";
 import { createAuthService } from "./auth/auth-service.ts";
 import { createAuthenticationInterceptor } from "./auth/authentication-interceptor.ts";
+import { CALLER_STATE_CHANNEL, createCallerCache, type CallerCache } from "./auth/caller-cache.ts";
+import { createCallerStateSyncInterceptor } from "./auth/caller-state-sync.ts";
 import { createRefreshCookies } from "./auth/refresh-cookie.ts";
 import { createPasswordHasher } from "./passwords/password-hasher.ts";
 import { createDatabaseClock, readDatabaseTime, type Clock } from "./platform/clock.ts";
 import type { Config } from "./platform/config/config.ts";
+import { createNotificationListener, type NotificationListener } from "./platform/database/notification-listener.ts";
 import { createReadiness } from "./platform/database/readiness.ts";
 import { createRequestScopeInterceptor } from "./platform/database/request-scope.ts";
 import { ErrorInfoSchema } from "./platform/errors/error-details.ts";
@@ -58,7 +61,7 @@ export interface GatehouseApp extends GatehouseServer {
 /**
  * The composition root: every service, interceptor and endpoint of Gatehouse, wired once.
  * Interceptors run outermost first: metrics → log → no-store → map errors → readiness gate →
- * deadline → scope the database → authenticate → validate (a caller without a token learns
+ * deadline → scope the database → sync the caller cache → authenticate → validate (a caller without a token learns
  * nothing about the request schema). `clock` decides every expiry (tests pass one they can move).
  */
 export function createApp(config: Config, logger: Logger, orm: MikroORM, options: { clock?: Clock } = {}): GatehouseApp {
@@ -75,7 +78,8 @@ export function createApp(config: Config, logger: Logger, orm: MikroORM, options
   const signingKeys = createSigningKeys({ db, config, clock });
   const accessTokens = createAccessTokens({ config, clock, keys: signingKeys });
   const abuse = createAbuseProtection({ db, clock, config });
-  const authService = createAuthService({ config, clock, hasher, accessTokens, abuse });
+  const { callerCache, listener } = createCallerCacheWithListener(config, orm, logger);
+  const authService = createAuthService({ config, clock, hasher, accessTokens, abuse, callerCache });
   const sessionCleanup = startSessionCleanup({ db, clock, lifetimes: config, logger, abuse: config });
   const clientAddress = createClientAddressResolver(config.trustedProxies);
 
@@ -83,6 +87,9 @@ export function createApp(config: Config, logger: Logger, orm: MikroORM, options
   const metrics = createMetrics();
   metrics.registerDatabasePool(() => orm.em.getConnection().getNativeClient());
   metrics.registerHashQueueGauge(() => hasher.queueDepth);
+  if (callerCache && listener) {
+    metrics.registerCallerCache(() => ({ hits: callerCache.hits, misses: callerCache.misses, entries: callerCache.size, listening: listener.listening }));
+  }
 
   const rpcHandler = connectNodeAdapter({
     routes: (router) => {
@@ -98,7 +105,8 @@ export function createApp(config: Config, logger: Logger, orm: MikroORM, options
       readiness.interceptor,
       createCallDeadlineInterceptor(config.maxCallTimeoutMs),
       createRequestScopeInterceptor(orm),
-      createAuthenticationInterceptor({ accessTokens, clock, config }),
+      ...(listener ? [createCallerStateSyncInterceptor(listener.catchUp)] : []),
+      createAuthenticationInterceptor({ accessTokens, clock, config, callerCache }),
       createValidateInterceptor(),
     ],
     // Checked before parsing, and for compressed bodies against their inflated size.
@@ -163,11 +171,36 @@ export function createApp(config: Config, logger: Logger, orm: MikroORM, options
     },
     listenBeforeReady: () => server.listen(),
     prepare,
-    close: () => {
+    close: async () => {
       sessionCleanup.stop();
       databaseClock?.stop();
       grpcPlatform.shutdown();
-      return server.close();
+      try {
+        await server.close();
+      } finally {
+        // After the drain: calls still answering may wait on it.
+        await listener?.close();
+      }
     },
   };
+}
+
+/** The caller cache and the database notifications that keep it honest; neither when its TTL is 0. */
+function createCallerCacheWithListener(
+  config: Config,
+  orm: MikroORM,
+  logger: Logger,
+): { callerCache?: CallerCache; listener?: NotificationListener } {
+  if (config.callerCacheTtlMs === 0) return {};
+  let listening = () => false;
+  const callerCache = createCallerCache({ isListening: () => listening(), ttlMs: config.callerCacheTtlMs });
+  const listener = createNotificationListener({
+    connectionString: orm.config.get("clientUrl")!,
+    channel: CALLER_STATE_CHANNEL,
+    onMessage: callerCache.invalidate,
+    onReset: callerCache.clear,
+    logger,
+  });
+  listening = () => listener.listening;
+  return { callerCache, listener };
 }

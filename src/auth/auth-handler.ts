@@ -74,7 +74,7 @@ export function createAuthHandler(
     },
 
     async getMe(_req, ctx) {
-      return { user: toUserMessage(await auth.getMe(database(ctx), requireCaller(ctx))) };
+      return { user: toUserMessage(auth.getMe(requireCaller(ctx))) };
     },
 
     async changePassword(req, ctx) {

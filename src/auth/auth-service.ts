@@ -26,8 +26,8 @@ import type { UserRecord } from "../users/user-mapper.ts";
 import type { AccessTokens } from "./access-token.ts";
 import { authenticate } from "./authentication-interceptor.ts";
 import type { Caller } from "./caller.ts";
+import type { CallerCache } from "./caller-cache.ts";
 import {
-  findUserRecord,
   findUserWithHash,
   insertUser,
   recordLogin,
@@ -41,6 +41,8 @@ export interface AuthDeps {
   readonly hasher: PasswordHasher;
   readonly accessTokens: AccessTokens;
   readonly abuse: AbuseProtection;
+  /** Authenticated callers seen recently (caller-cache.ts); without it, every check reads the database. */
+  readonly callerCache?: CallerCache;
 }
 
 /** Where database work runs: the call's own executor, and a way to run a unit in one transaction. */
@@ -284,10 +286,9 @@ export function createAuthService(deps: AuthDeps) {
       });
     },
 
-    async getMe(database: Database, caller: Caller): Promise<UserRecord> {
-      const user = await findUserRecord(database.db, caller.userId);
-      if (!user) throw gatehouseError("SESSION_REVOKED");
-      return user;
+    /** The caller's row as authentication read it (or found it cached): no second lookup. */
+    getMe(caller: Caller): UserRecord {
+      return caller.user;
     },
 
     /**

@@ -4,8 +4,10 @@ import type { Clock } from "../platform/clock.ts";
 import type { Config } from "../platform/config/config.ts";
 import { gatehouseError } from "../platform/errors/gatehouse-error.ts";
 import { kEntityManager } from "../platform/server/context.ts";
-import { findCallerSession, sessionEnded } from "../sessions/session-store.ts";
+import { sessionEnded, type Db } from "../sessions/session-store.ts";
 import type { AccessTokens, AccessTokenClaims } from "./access-token.ts";
+import type { CallerCache } from "./caller-cache.ts";
+import { findCaller, type CallerState } from "./credential-store.ts";
 import { kCaller, type Caller } from "./caller.ts";
 
 /** Methods anyone may call without an access token (SPEC §3). */
@@ -17,17 +19,15 @@ const PUBLIC_METHODS = new Set(
 const BEARER = /^Bearer +([A-Za-z0-9._~+/-]+=*) *$/i;
 
 /**
- * Establishes the caller of every non-public method: verifies the access token, then — in one
- * indexed query — checks that its session still stands and reads the user's CURRENT roles and
- * disabled flag, so a logout, a revocation, a disabled or deleted user, or a demotion takes
- * effect on the very next call on every instance. Sets `kCaller`; anything else is
- * `unauthenticated`. Standard gRPC services (`grpc.*`: health, reflection) stay public.
+ * Establishes the caller of every non-public method: verifies the access token, then checks
+ * that its session still stands and reads the user's CURRENT row (roles, disabled flag), so a
+ * logout, a revocation, a disabled or deleted user, or a demotion takes effect on the very next
+ * call on every instance. That check is one indexed query, or none when the caller cache holds
+ * the session (it is invalidated by database notifications; see caller-cache.ts). Sets
+ * `kCaller`; anything else is `unauthenticated`. Standard gRPC services (`grpc.*`: health,
+ * reflection) stay public.
  */
-export function createAuthenticationInterceptor(deps: {
-  accessTokens: AccessTokens;
-  clock: Clock;
-  config: Pick<Config, "sessionTtlMs" | "sessionIdleTtlMs">;
-}): Interceptor {
+export function createAuthenticationInterceptor(deps: AuthenticationDeps & { accessTokens: AccessTokens }): Interceptor {
   return (next) => async (req) => {
     const procedure = `${req.service.typeName}/${req.method.name}`;
     if (PUBLIC_METHODS.has(procedure) || req.service.typeName.startsWith("grpc.")) return next(req);
@@ -45,20 +45,34 @@ export function createAuthenticationInterceptor(deps: {
   };
 }
 
+export interface AuthenticationDeps {
+  clock: Clock;
+  config: Pick<Config, "sessionTtlMs" | "sessionIdleTtlMs">;
+  callerCache?: CallerCache;
+}
+
 /** The caller behind verified claims, or SESSION_REVOKED / TOKEN_EXPIRED when its session no longer stands. */
-export async function authenticate(
-  db: Parameters<typeof findCallerSession>[0],
-  claims: AccessTokenClaims,
-  deps: { clock: Clock; config: Pick<Config, "sessionTtlMs" | "sessionIdleTtlMs"> },
-): Promise<Caller> {
-  const state = await findCallerSession(db, { sessionId: claims.sessionId, userId: claims.userId });
+export async function authenticate(db: Db, claims: AccessTokenClaims, deps: AuthenticationDeps): Promise<Caller> {
+  const { clock, config, callerCache } = deps;
+  const now = clock.now();
+  const cached = callerCache?.get(claims.sessionId, claims.userId, now.getTime());
+  if (cached && !sessionEnded(cached.session, now, config)) return toCaller(claims, cached);
+
+  const generation = callerCache?.generation ?? 0;
+  const state = await findCaller(db, { sessionId: claims.sessionId, userId: claims.userId });
   // A deleted user's sessions are gone with it (cascade); a disabled user's are ended.
-  if (!state || state.revoke_time !== null || state.disabled) throw gatehouseError("SESSION_REVOKED");
-  if (sessionEnded(state, deps.clock.now(), deps.config)) throw gatehouseError("TOKEN_EXPIRED", "This session has expired; sign in again.");
+  if (!state || state.session.revoke_time !== null || state.user.disabled) throw gatehouseError("SESSION_REVOKED");
+  if (sessionEnded(state.session, now, config)) throw gatehouseError("TOKEN_EXPIRED", "This session has expired; sign in again.");
+  callerCache?.set(claims.sessionId, state, generation, now.getTime());
+  return toCaller(claims, state);
+}
+
+function toCaller(claims: AccessTokenClaims, state: CallerState): Caller {
   return {
     userId: claims.userId,
     sessionId: claims.sessionId,
-    roles: state.roles,
-    isAdmin: state.roles.includes("admin"),
+    roles: state.user.roles,
+    isAdmin: state.user.roles.includes("admin"),
+    user: state.user,
   };
 }

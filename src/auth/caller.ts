@@ -1,5 +1,6 @@
 import { createContextKey, type HandlerContext } from "@connectrpc/connect";
 import { gatehouseError } from "../platform/errors/gatehouse-error.ts";
+import type { UserRecord } from "../users/user-mapper.ts";
 
 /**
  * Who is calling, as established by the authentication interceptor from a verified access token
@@ -10,6 +11,8 @@ export interface Caller {
   readonly sessionId: string;
   readonly roles: readonly string[];
   readonly isAdmin: boolean;
+  /** The user's row as read (or cached) when the call was authenticated. */
+  readonly user: UserRecord;
 }
 
 export const kCaller = createContextKey<Caller | undefined>(undefined, { description: "authenticated caller" });

@@ -42,9 +42,29 @@ export async function findUserWithHash(db: Db, by: { email: string } | { usernam
   return split(rows[0]);
 }
 
-export async function findUserRecord(db: Db, id: string): Promise<UserRecord | undefined> {
-  const { rows } = await sql<UserRecord>`select ${USER_COLUMNS} from users where id = ${id}`.execute(db);
-  return rows[0] && toRecord(rows[0]);
+/** What every authenticated call needs: the user's CURRENT row, and whether the session still stands. */
+export interface CallerState {
+  readonly user: UserRecord;
+  readonly session: { readonly revoke_time: Date | null; readonly expire_time: Date; readonly last_use_time: Date };
+}
+
+/**
+ * The caller behind a session, in one primary-key lookup joined to the user row. Undefined when
+ * the session or the user no longer exists, or the session is not that user's.
+ */
+export async function findCaller(db: Db, input: { sessionId: string; userId: string }): Promise<CallerState | undefined> {
+  const { rows } = await sql<UserRecord & { revoke_time: Date | null; expire_time: Date; last_use_time: Date }>`
+    select u.*, s.revoke_time, s.expire_time, s.last_use_time
+    from (select ${USER_COLUMNS} from users where id = ${input.userId}) u
+    join sessions s on s.user_id = u.id
+    where s.id = ${input.sessionId}`.execute(db);
+  const row = rows[0];
+  if (!row) return undefined;
+  const { revoke_time, expire_time, last_use_time, ...user } = row;
+  return {
+    user: toRecord(user),
+    session: { revoke_time: toDate(revoke_time), expire_time: toDate(expire_time), last_use_time: toDate(last_use_time) },
+  };
 }
 
 /** Inserts a user; the unique indexes (not a pre-check) decide USERNAME_TAKEN / EMAIL_TAKEN. */

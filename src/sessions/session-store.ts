@@ -203,37 +203,8 @@ export async function listLiveSessions(db: Db, input: { userId: string; now: Dat
   return rows.map(toSessionRow);
 }
 
-export interface CallerSessionState {
-  roles: string[];
-  disabled: boolean;
-  revoke_time: Date | null;
-  expire_time: Date;
-  last_use_time: Date;
-}
-
-/**
- * What every authenticated call needs to know, in one primary-key lookup joined to the user:
- * whether the session still stands and the user's CURRENT roles and disabled flag. Undefined
- * when the session or the user no longer exists.
- */
-export async function findCallerSession(db: Db, input: { sessionId: string; userId: string }): Promise<CallerSessionState | undefined> {
-  const { rows } = await sql<CallerSessionState>`
-    select u.roles, u.disabled, s.revoke_time, s.expire_time, s.last_use_time
-    from sessions s join users u on u.id = s.user_id
-    where s.id = ${input.sessionId} and s.user_id = ${input.userId}`.execute(db);
-  const row = rows[0];
-  return (
-    row && {
-      ...row,
-      revoke_time: toDate(row.revoke_time),
-      expire_time: toDate(row.expire_time),
-      last_use_time: toDate(row.last_use_time),
-    }
-  );
-}
-
 /** True when the session no longer stands at `now`, for whichever reason. */
-export function sessionEnded(session: Pick<CallerSessionState, "expire_time" | "last_use_time">, now: Date, lifetimes: SessionLifetimes): boolean {
+export function sessionEnded(session: { expire_time: Date; last_use_time: Date }, now: Date, lifetimes: SessionLifetimes): boolean {
   return session.expire_time <= now || session.last_use_time <= idleCutoff(now, lifetimes);
 }
 

@@ -26,6 +26,24 @@ export const UserEntity = defineEntity({
     },
     { name: "users_disabled_create_time_id_idx", properties: ["createTime", "id"], where: "disabled" },
   ],
+  // Instances cache authenticated callers (src/auth/caller-cache.ts) and forget a user's sessions
+  // on these, whoever changed the row: any instance, the CLI, an operator's SQL.
+  triggers: [
+    {
+      name: "users_notify_caller_state_update",
+      timing: "after",
+      events: ["update"],
+      // As PostgreSQL prints a trigger's condition back (MikroORM compares the text).
+      when: "(old.* IS DISTINCT FROM new.*)",
+      body: "perform pg_notify('gatehouse_caller_state', 'u:' || old.id::text); return null;",
+    },
+    {
+      name: "users_notify_caller_state_delete",
+      timing: "after",
+      events: ["delete"],
+      body: "perform pg_notify('gatehouse_caller_state', 'u:' || old.id::text); return null;",
+    },
+  ],
   properties: {
     id: p.uuid().primary().defaultRaw("gen_random_uuid()"),
     username: p.string().length(32).unique("users_username_key"),

@@ -48,6 +48,8 @@ export interface Config {
   readonly sessionTtlMs: number;
   readonly sessionIdleTtlMs: number;
   readonly refreshReuseGraceMs: number;
+  /** How long an authenticated session may be served from memory (caller-cache.ts); 0 = always ask the database. */
+  readonly callerCacheTtlMs: number;
   readonly signingAlg: SigningAlgorithm;
   /** When set, private signing keys are stored encrypted with a key derived from it. */
   readonly signingKeySecret: string | undefined;
@@ -222,6 +224,7 @@ export function loadConfig(env: Env = process.env): Config {
     sessionTtlMs: duration("GATEHOUSE_SESSION_TTL", "30d"),
     sessionIdleTtlMs: duration("GATEHOUSE_SESSION_IDLE_TTL", "7d"),
     refreshReuseGraceMs: duration("GATEHOUSE_REFRESH_REUSE_GRACE", "10s", { allowZero: true }),
+    callerCacheTtlMs: duration("GATEHOUSE_CALLER_CACHE_TTL", "60s", { allowZero: true }),
     signingAlg: oneOf<SigningAlgorithm>("GATEHOUSE_SIGNING_ALG", "EdDSA", ["EdDSA", "ES256"]),
     signingKeySecret: env.GATEHOUSE_SIGNING_KEY_SECRET || undefined,
     argon2: {

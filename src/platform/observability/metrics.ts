@@ -67,6 +67,15 @@ export interface Metrics extends SecurityEvents {
   registerHashQueueGauge(getDepth: () => number): void;
   /** Reports the database pool's connections at every scrape. */
   registerDatabasePool(getPool: () => Promise<PoolStats> | PoolStats): void;
+  /** Reports the caller cache's lookups, size and whether it is in use, at every scrape. */
+  registerCallerCache(getStats: () => CallerCacheStats): void;
+}
+
+export interface CallerCacheStats {
+  readonly hits: number;
+  readonly misses: number;
+  readonly entries: number;
+  readonly listening: boolean;
 }
 
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -143,6 +152,39 @@ export function createMetrics(): Metrics {
         registers: [registry],
         collect() {
           this.set(getDepth());
+        },
+      });
+    },
+    registerCallerCache(getStats) {
+      // The cache counts in plain numbers (it sits on every authenticated call); a scrape catches up.
+      const reported = { hit: 0, miss: 0 };
+      new Counter({
+        name: "gatehouse_caller_cache_lookups_total",
+        help: "Authenticated calls whose session was found in memory (hit) or read from the database (miss).",
+        labelNames: ["result"] as const,
+        registers: [registry],
+        collect() {
+          const { hits, misses } = getStats();
+          this.inc({ result: "hit" }, hits - reported.hit);
+          this.inc({ result: "miss" }, misses - reported.miss);
+          reported.hit = hits;
+          reported.miss = misses;
+        },
+      });
+      new Gauge({
+        name: "gatehouse_caller_cache_entries",
+        help: "Sessions held in the caller cache.",
+        registers: [registry],
+        collect() {
+          this.set(getStats().entries);
+        },
+      });
+      new Gauge({
+        name: "gatehouse_caller_cache_listening",
+        help: "1 while database notifications arrive and the caller cache is in use; 0 while it is off.",
+        registers: [registry],
+        collect() {
+          this.set(getStats().listening ? 1 : 0);
         },
       });
     },
