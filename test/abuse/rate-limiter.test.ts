@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import fc from "fast-check";
-import { createRateLimiter, retryAfterMs, slidingWindow } from "../../src/abuse/rate-limiter.ts";
+import pg from "pg";
+import { createRateLimiter, leaseCap, retryAfterMs, slidingWindow, type RateLimitDecision } from "../../src/abuse/rate-limiter.ts";
 import { startSessionCleanup } from "../../src/sessions/session-cleanup.ts";
 import { loadConfig } from "../../src/platform/config/config.ts";
 import { createLogger } from "../../src/platform/observability/logger.ts";
@@ -111,5 +112,166 @@ describe("rate limiter on PostgreSQL", () => {
     } finally {
       cleanup.stop();
     }
+  });
+});
+
+describe("quota leases", () => {
+  let server: TestServer;
+  const clock = createManualClock(new Date(Date.UTC(2030, 5, 1, 0, 0, 0)));
+  before(async () => {
+    server = await startTestServer({}, { clock });
+  });
+  after(() => server.stop());
+
+  /** A limiter (one "instance") whose database statements are counted. */
+  function instance(options: { maxLeases?: number } = {}) {
+    const counted = { statements: 0 };
+    const db = () => {
+      counted.statements++;
+      return server.gatehouse.orm.em.getConnection().getClient();
+    };
+    return Object.assign(counted, { limiter: createRateLimiter({ db, clock, ...options }) });
+  }
+  const hits = async (key: string, windowStart: Date) =>
+    (await server.sql<{ hits: number }>("select hits from rate_limit_windows where key = $1 and window_start = $2", [key, windowStart]))[0]?.hits;
+  const allowedCount = (decisions: RateLimitDecision[]) => decisions.filter((d) => d.allowed).length;
+
+  test("the lease size doubles from 1 up to a sixteenth of the limit, at most 64", () => {
+    assert.deepEqual([1, 20, 31, 32, 300, 1023, 1200, 100_000].map(leaseCap), [1, 1, 1, 2, 18, 63, 64, 64]);
+  });
+
+  test("a hot key is served from leases, not one statement per call; a cold key costs one per call and counts nothing extra", async () => {
+    const window = new Date(Date.UTC(2030, 5, 1, 1, 0, 0));
+    clock.set(window);
+    const hot = instance();
+    for (let i = 0; i < 200; i++) {
+      assert.equal((await hot.limiter.consume("lease:hot", { limit: 1200, windowMs: 60_000 })).allowed, true);
+      clock.advance(10);
+    }
+    // Reservations of 1, 2, 4, 8, 16, 32, 64, 64, 64 slots.
+    assert.equal(hot.statements, 9);
+    assert.equal(await hits("lease:hot", window), 255, "leased slots are counted in the database");
+
+    const cold = instance();
+    for (let i = 0; i < 5; i++) assert.equal((await cold.limiter.consume("lease:cold", { limit: 20, windowMs: 60_000 })).allowed, true);
+    assert.equal(cold.statements, 5);
+    assert.equal(await hits("lease:cold", window), 5);
+  });
+
+  test("two instances at once never let more through than the limit, also with a fading previous window", async () => {
+    const a = instance();
+    const b = instance();
+    const limit = { limit: 200, windowMs: 60_000 };
+    const window = new Date(Date.UTC(2030, 5, 1, 2, 0, 0));
+    clock.set(window);
+    const burst = () => Promise.all(Array.from({ length: 300 }, () => [a.limiter.consume("lease:shared", limit), b.limiter.consume("lease:shared", limit)]).flat());
+
+    const first = await burst();
+    assert.equal(allowedCount(first), 200, "all 200 slots are used: a refusal only comes once the database is full");
+    assert.equal(await hits("lease:shared", window), 200);
+    for (const decision of first) if (!decision.allowed) assert.ok(decision.retryAfterMs > 60_000, JSON.stringify(decision));
+    assert.ok(a.statements + b.statements < 100, `${a.statements} + ${b.statements} statements for 600 calls`);
+
+    // Half-way into the next window the 200 weigh 100: room for exactly 100 more.
+    clock.set(new Date(window.getTime() + 90_000));
+    const second = await burst();
+    assert.equal(allowedCount(second), 100);
+    assert.equal(await hits("lease:shared", new Date(window.getTime() + 60_000)), 100);
+  });
+
+  test("a lease ends with its fixed window: the next window starts over with one slot", async () => {
+    const edge = instance();
+    const limit = { limit: 160, windowMs: 60_000 };
+    const window = new Date(Date.UTC(2030, 5, 1, 3, 0, 0));
+    const next = new Date(window.getTime() + 60_000);
+    clock.set(window);
+    for (let i = 0; i < 4; i++) assert.equal((await edge.limiter.consume("lease:edge", limit)).allowed, true);
+    assert.equal(edge.statements, 3);
+    assert.equal(await hits("lease:edge", window), 7, "reservations of 1, 2 and 4: 3 slots left");
+
+    clock.set(new Date(next.getTime() - 1));
+    const last = await edge.limiter.consume("lease:edge", limit);
+    assert.deepEqual(last, { allowed: true, windowStart: window });
+    assert.equal(edge.statements, 3, "the last millisecond of the window is still served from the lease");
+
+    clock.set(next);
+    assert.deepEqual(await edge.limiter.consume("lease:edge", limit), { allowed: true, windowStart: next });
+    assert.equal(edge.statements, 4, "the 2 slots left of the old window are not used in the new one");
+    assert.equal(await hits("lease:edge", window), 7);
+    assert.equal(await hits("lease:edge", next), 1, "the new window's first reservation asks for one slot");
+  });
+
+  test("calls of one key while a reservation is in flight wait for it instead of each reserving", async () => {
+    const waiting = instance();
+    const limit = { limit: 1000, windowMs: 60_000 };
+    const window = new Date(Date.UTC(2030, 5, 1, 4, 0, 0));
+    clock.set(window);
+    // Another session holds the row, so the first reservation stays in flight until it lets go.
+    await server.sql("insert into rate_limit_windows (key, window_start, hits, allowed, expire_time) values ('lease:coalesce', $1, 0, true, $2)", [
+      window,
+      new Date(window.getTime() + 120_000),
+    ]);
+    const holder = new pg.Client({ connectionString: server.databaseUrl });
+    await holder.connect();
+    try {
+      await holder.query("begin");
+      await holder.query("select 1 from rate_limit_windows where key = 'lease:coalesce' for update");
+      const calls = Array.from({ length: 10 }, () => waiting.limiter.consume("lease:coalesce", limit));
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      assert.equal(waiting.statements, 1, "one reservation in flight, nine calls waiting for it");
+      await holder.query("commit");
+      const decisions = await Promise.all(calls);
+      assert.equal(allowedCount(decisions), 10);
+      // Reservations of 1, 2, 4 and 8 slots, one after the other.
+      assert.equal(waiting.statements, 4);
+      assert.equal(await hits("lease:coalesce", window), 15);
+    } finally {
+      await holder.end();
+    }
+  });
+
+  test("calls waiting for a reservation that is refused are refused with it, without a statement each", async () => {
+    const refused = instance();
+    const limit = { limit: 40, windowMs: 60_000 };
+    const window = new Date(Date.UTC(2030, 5, 1, 5, 0, 0));
+    clock.set(window);
+    const decisions = await Promise.all(Array.from({ length: 100 }, () => refused.limiter.consume("lease:refused", limit)));
+    assert.equal(allowedCount(decisions), 40);
+    assert.equal(await hits("lease:refused", window), 40);
+    // Leases of 1, then 2 (at most 2 under 40) nineteen times: 39 slots; the 21st reservation asks
+    // for 2 and gets the 1 left; the 22nd is refused, for all 60 calls left.
+    assert.equal(refused.statements, 22);
+    for (const decision of decisions) if (!decision.allowed) assert.ok(decision.retryAfterMs > 60_000, JSON.stringify(decision));
+  });
+
+  test("a refund goes back to the database; a lease the instance holds is not touched", async () => {
+    const refunding = instance();
+    const limit = { limit: 32, windowMs: 60_000 };
+    const window = new Date(Date.UTC(2030, 5, 1, 6, 0, 0));
+    clock.set(window);
+    const decisions: RateLimitDecision[] = [];
+    for (let i = 0; i < 32; i++) decisions.push(await refunding.limiter.consume("lease:refund", limit));
+    assert.equal(allowedCount(decisions), 32);
+    assert.equal((await refunding.limiter.consume("lease:refund", limit)).allowed, false);
+    const counted = decisions[5]!;
+    assert.ok(counted.allowed);
+    await refunding.limiter.refund("lease:refund", counted.windowStart);
+    assert.equal(await hits("lease:refund", window), 31);
+    // Another instance may take the slot given back: it is the database's, not this instance's.
+    const other = instance();
+    assert.equal((await other.limiter.consume("lease:refund", limit)).allowed, true);
+    assert.equal((await refunding.limiter.consume("lease:refund", limit)).allowed, false);
+  });
+
+  test("leases are kept for a bounded number of keys: the oldest go first", async () => {
+    const bounded = instance({ maxLeases: 8 });
+    const limit = { limit: 1000, windowMs: 60_000 };
+    clock.set(new Date(Date.UTC(2030, 5, 1, 7, 0, 0)));
+    for (let i = 0; i < 2; i++) await bounded.limiter.consume("lease:bounded", limit);
+    assert.equal(bounded.statements, 2, "a lease of 2: one slot left");
+    for (let i = 0; i < 8; i++) await bounded.limiter.consume(`lease:bounded:other${i}`, limit);
+    assert.equal(bounded.statements, 10);
+    await bounded.limiter.consume("lease:bounded", limit);
+    assert.equal(bounded.statements, 11, "the oldest lease was dropped to make room");
   });
 });
