@@ -1,5 +1,5 @@
 import { ConfigError, loadConfig } from "./platform/config/config.ts";
-import { createLogger } from "./platform/observability/logger.ts";
+import { asyncStdout, createLogger, flushLogger } from "./platform/observability/logger.ts";
 import { connectDatabase, startGatehouse } from "./gatehouse.ts";
 import { runKeysCommand } from "./signing-keys/keys-command.ts";
 import { CREATE_ADMIN_USAGE, runCreateAdmin } from "./cli/create-admin.ts";
@@ -56,7 +56,7 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const config = loadConfig();
-  const logger = createLogger(config.logLevel);
+  const logger = createLogger(config.logLevel, command === "serve" ? asyncStdout() : undefined);
 
   switch (command) {
     case "serve": {
@@ -71,11 +71,13 @@ async function main(argv: string[]): Promise<number> {
       const outcome = await Promise.race([signalled, failed.catch((error: unknown) => ({ error }))]);
       if (typeof outcome === "object") {
         await gatehouse.stop();
+        await flushLogger(logger);
         throw outcome.error;
       }
       logger.info({ signal: outcome }, "shutting down: draining in-flight calls");
       await gatehouse.stop();
       logger.info("stopped");
+      await flushLogger(logger);
       return 0;
     }
     case "migrate": {

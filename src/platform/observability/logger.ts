@@ -40,6 +40,21 @@ const REDACT = [
   '*.headers["set-cookie"]',
 ];
 
+/**
+ * Standard output, written asynchronously: a busy server writes one line per call, and a
+ * synchronous write per line kept the event loop waiting on the terminal or pipe. Lines written
+ * while a write is under way go out together with the next one; pino flushes what is left
+ * synchronously when the process exits.
+ */
+export function asyncStdout(): pino.DestinationStream {
+  return pino.destination({ dest: 1, sync: false });
+}
+
+/** Resolves once every line logged so far is written (before exiting, so lines keep their order). */
+export function flushLogger(logger: Logger): Promise<void> {
+  return new Promise((resolve) => logger.flush(() => resolve()));
+}
+
 export function createLogger(level: LogLevel, destination?: pino.DestinationStream): Logger {
   return pino(
     {
