@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { decodeProtectedHeader, errors, jwtVerify, SignJWT, type JWTPayload } from "jose";
+import { decodeProtectedHeader, errors, jwtVerify, SignJWT, type CryptoKey, type JWTPayload } from "jose";
 import type { Clock } from "../platform/clock.ts";
 import type { Config } from "../platform/config/config.ts";
 import { gatehouseError } from "../platform/errors/gatehouse-error.ts";
@@ -38,8 +38,26 @@ const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 
 type TokenConfig = Pick<Config, "issuer" | "audience" | "accessTokenTtlMs" | "signingAlg">;
 
+/** Tokens whose signature and claims were checked recently; see `verify`. */
+const VERIFIED_TOKENS_MAX = 5_000;
+
+interface VerifiedToken {
+  readonly claims: AccessTokenClaims;
+  readonly kid: string;
+  /** The key object it was verified with: a reload or removal of keys gives other objects. */
+  readonly key: CryptoKey;
+}
+
 export function createAccessTokens(options: { config: TokenConfig; clock: Clock; keys: SigningKeys }): AccessTokens {
   const { config, clock, keys } = options;
+  // A client sends the same access token with every call of its 15 minutes, and verifying an
+  // EdDSA signature costs more than the rest of a GetMe: once a token has passed, later calls
+  // only re-check its expiry and that the key it was verified with is still the one in use.
+  const verified = new Map<string, VerifiedToken>();
+  const remember = (token: string, entry: VerifiedToken) => {
+    if (verified.size >= VERIFIED_TOKENS_MAX) verified.delete(verified.keys().next().value!);
+    verified.set(token, entry);
+  };
 
   return {
     async issue({ userId, sessionId, roles, notAfter }) {
@@ -60,6 +78,17 @@ export function createAccessTokens(options: { config: TokenConfig; clock: Clock;
     },
 
     async verify(token) {
+      const seen = verified.get(token);
+      if (seen) {
+        if ((await keys.verificationKey(seen.kid)) === seen.key) {
+          if (clock.now().getTime() >= seen.claims.expireTime.getTime() + VERIFY_LEEWAY_SECONDS * 1000) {
+            verified.delete(token);
+            throw gatehouseError("TOKEN_EXPIRED");
+          }
+          return seen.claims;
+        }
+        verified.delete(token);
+      }
       if (token.length > 8192 || !COMPACT_JWS.test(token)) throw invalid();
       let header: ReturnType<typeof decodeProtectedHeader>;
       try {
@@ -104,7 +133,9 @@ export function createAccessTokens(options: { config: TokenConfig; clock: Clock;
       ) {
         throw invalid();
       }
-      return { userId: sub, sessionId: sid, roles, expireTime: new Date(exp * 1000), jti };
+      const claims = { userId: sub, sessionId: sid, roles, expireTime: new Date(exp * 1000), jti };
+      remember(token, { claims, kid: header.kid, key });
+      return claims;
     },
   };
 }
