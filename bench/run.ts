@@ -17,6 +17,7 @@ import { openCluster, seedUsers, type Cluster } from "./lib/database.ts";
 import { describeMachine } from "./lib/machine.ts";
 import { exited, REPO_ROOT, runLoads, startServer, terminate, type ServerProcess } from "./lib/processes.ts";
 import { summariseProfile, type ProfileSummary } from "./lib/profile.ts";
+import { defaultHashConcurrency } from "../src/platform/config/config.ts";
 import { BENCH_USAGE, BenchUsageError, parseSettings, type Settings } from "./lib/settings.ts";
 import type { BenchProtocol, Credentials, LoadSpec, Operation } from "./load/load-spec.ts";
 import { buildRows, renderMarkdown, renderProfiles, type BenchReport, type Measurement } from "./report.ts";
@@ -153,7 +154,7 @@ function hashBudget(settings: Settings) {
     memoryKib: env("GATEHOUSE_ARGON2_MEMORY_KIB", 19456),
     iterations: env("GATEHOUSE_ARGON2_ITERATIONS", 2),
     parallelism: env("GATEHOUSE_ARGON2_PARALLELISM", 1),
-    concurrency: env("GATEHOUSE_HASH_CONCURRENCY", settings.cores),
+    concurrency: env("GATEHOUSE_HASH_CONCURRENCY", defaultHashConcurrency()),
   };
 }
 

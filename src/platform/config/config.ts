@@ -232,7 +232,8 @@ export function loadConfig(env: Env = process.env): Config {
       iterations: integer("GATEHOUSE_ARGON2_ITERATIONS", 2, 1, 100),
       parallelism: integer("GATEHOUSE_ARGON2_PARALLELISM", 1, 1, 64),
     },
-    hashConcurrency: integer("GATEHOUSE_HASH_CONCURRENCY", availableParallelism(), 1, 256),
+    // One core is left for everything else: a flood of sign-ins must not starve the cheap calls.
+    hashConcurrency: integer("GATEHOUSE_HASH_CONCURRENCY", defaultHashConcurrency(), 1, 256),
     registrationMode: oneOf<RegistrationMode>("GATEHOUSE_REGISTRATION_MODE", "open", ["open", "invite", "closed"]),
     roles: [...new Set([...BUILT_IN_ROLES, ...extraRoles])],
     corsOrigins,
@@ -282,4 +283,9 @@ export function loadConfig(env: Env = process.env): Config {
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(config);
+}
+
+/** Password hashes at once by default: every core but one, and at least one. */
+export function defaultHashConcurrency(): number {
+  return Math.max(1, availableParallelism() - 1);
 }
