@@ -195,6 +195,14 @@ export function createRateLimiter(deps: { db: () => Kysely<any>; clock: Clock; m
  * inserted after this statement's snapshot — the ask falls back to one slot, which `allowed`
  * reports.
  */
+/**
+ * A CTE that makes the statement's own transaction commit asynchronously (it must be joined in,
+ * or PostgreSQL skips it). Counters are soft state: the commit no longer waits for the WAL to
+ * reach the disk, which took most of a counted call's time, and a database crash can lose only
+ * the last fraction of a second of counts (PostgreSQL stays consistent; nothing else is affected).
+ */
+const ASYNC_COMMIT = sql`async_commit as materialized (select set_config('synchronous_commit', 'off', true) as off)`;
+
 async function reserveSlots(
   db: Kysely<any>,
   key: string,
@@ -220,10 +228,11 @@ async function reserveSlots(
     ),
     ask as (
       select case when exists (select 1 from held) then ${ask}::int else 1 end as n
-    )
+    ),
+    ${ASYNC_COMMIT}
     insert into rate_limit_windows as w (key, window_start, hits, allowed, expire_time)
     select ${key}, ${windowStart}, ${granted(sql`p.hits`, sql`0`, sql`a.n`)}, ${granted(sql`p.hits`, sql`0`, sql`a.n`)} > 0, ${expireTime}
-    from previous p, ask a
+    from previous p, ask a, async_commit
     on conflict (key, window_start) do update
       set hits = w.hits + ${granted(previousHits, sql`w.hits`, n)},
           allowed = ${granted(previousHits, sql`w.hits`, n)} > 0
