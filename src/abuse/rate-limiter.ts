@@ -1,3 +1,4 @@
+import { PREPARED } from "../platform/database/prepared-statements.ts";
 import { sql, type Kysely, type RawBuilder } from "kysely";
 import type { Clock } from "../platform/clock.ts";
 import type { RateLimit } from "../platform/config/config.ts";
@@ -218,7 +219,7 @@ async function reserveSlots(
          else 0 end`;
   const previousHits = sql`(select hits from previous)`;
   const n = sql`(select n from ask)`;
-  const { rows } = await sql<{ hits: number; allowed: boolean; previous: number; before: number | null }>`
+  const { rows } = await sql<{ hits: number; allowed: boolean; previous: number; before: number | null }>`${PREPARED}
     with previous as (
       select coalesce((select hits from rate_limit_windows where key = ${key} and window_start = ${previousStart}), 0) as hits
     ),

@@ -1,4 +1,5 @@
 import { sql } from "kysely";
+import { PREPARED } from "../platform/database/prepared-statements.ts";
 import { violatedConstraint } from "../platform/errors/database-errors.ts";
 import { gatehouseError } from "../platform/errors/gatehouse-error.ts";
 import { toDate, type Db } from "../sessions/session-store.ts";
@@ -53,7 +54,7 @@ export interface CallerState {
  * the session or the user no longer exists, or the session is not that user's.
  */
 export async function findCaller(db: Db, input: { sessionId: string; userId: string }): Promise<CallerState | undefined> {
-  const { rows } = await sql<UserRecord & { revoke_time: Date | null; expire_time: Date; last_use_time: Date }>`
+  const { rows } = await sql<UserRecord & { revoke_time: Date | null; expire_time: Date; last_use_time: Date }>`${PREPARED}
     select u.*, s.revoke_time, s.expire_time, s.last_use_time
     from (select ${USER_COLUMNS} from users where id = ${input.userId}) u
     join sessions s on s.user_id = u.id

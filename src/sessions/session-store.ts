@@ -1,4 +1,5 @@
 import { sql, type Kysely } from "kysely";
+import { PREPARED } from "../platform/database/prepared-statements.ts";
 
 /**
  * Storage of sessions and refresh tokens, in plain SQL with bind parameters: these statements
@@ -82,7 +83,7 @@ export async function insertSession(
 ): Promise<SessionRow> {
   const { userId, refreshTokenHash, now, lifetimes, client } = input;
   const expireTime = new Date(now.getTime() + lifetimes.sessionTtlMs);
-  const { rows } = await sql<SessionRow>`
+  const { rows } = await sql<SessionRow>`${PREPARED}
     with new_session as (
       insert into sessions (user_id, create_time, last_use_time, expire_time, user_agent, ip_address)
       values (${userId}, ${now}, ${now}, ${expireTime}, ${client.userAgent.slice(0, 512)}, ${client.ipAddress.slice(0, 64)})
@@ -111,7 +112,7 @@ export async function rotateRefreshToken(
   input: { tokenHash: Buffer; successorHash: Buffer; now: Date; lifetimes: SessionLifetimes; client: ClientInfo },
 ): Promise<RotatedSession | undefined> {
   const { tokenHash, successorHash, now, lifetimes, client } = input;
-  const { rows } = await sql<RotatedSession>`
+  const { rows } = await sql<RotatedSession>`${PREPARED}
     with rotated as (
       update refresh_tokens rt set rotate_time = ${now}
       from sessions s join users u on u.id = s.user_id

@@ -5,6 +5,7 @@ import pg from "pg";
 import { MikroORM, type EntityManager } from "@mikro-orm/postgresql";
 import type { Logger } from "../observability/logger.ts";
 import { bindPoolToCalls } from "./call-scope.ts";
+import { prepareMarkedStatements } from "./prepared-statements.ts";
 import { ENTITIES } from "./entities.ts";
 
 export type { EntityManager };
@@ -42,7 +43,10 @@ export async function openDatabase(options: DatabaseOptions): Promise<MikroORM> 
       connectionTimeoutMillis: 5_000,
       statement_timeout: options.statementTimeoutMs ?? 30_000,
       application_name: "gatehouse",
-      onPoolCreated: bindPoolToCalls,
+      onPoolCreated: (pool: pg.Pool) => {
+        bindPoolToCalls(pool);
+        prepareMarkedStatements(pool);
+      },
     },
     allowGlobalContext: false,
     ensureDatabase: false,
