@@ -1,5 +1,5 @@
-import { PREPARED } from "../platform/database/prepared-statements.ts";
 import { sql, type Kysely, type RawBuilder } from "kysely";
+import { PREPARED } from "../platform/database/prepared-statements.ts";
 import type { Clock } from "../platform/clock.ts";
 import type { RateLimit } from "../platform/config/config.ts";
 

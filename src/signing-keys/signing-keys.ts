@@ -1,5 +1,6 @@
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type CryptoKey, type JWK } from "jose";
 import { sql, type Kysely } from "kysely";
+import { outsideCall } from "../platform/database/call-scope.ts";
 import { recordAuditEvent } from "../audit/audit-log.ts";
 import type { Clock } from "../platform/clock.ts";
 import type { Config, SigningAlgorithm } from "../platform/config/config.ts";
@@ -58,7 +59,8 @@ export function createSigningKeys(options: { db: () => Kysely<unknown>; config: 
   let loading: Promise<LoadedKeys> | undefined;
 
   const reload = (): Promise<LoadedKeys> =>
-    (loading ??= (async () => {
+    // Shared by every call waiting for it: not cut short when the call that started it ends.
+    (loading ??= outsideCall(async () => {
       try {
         await ensureSigningKey(db(), config, clock);
         loaded = await loadKeys(db(), config, clock);
@@ -66,7 +68,7 @@ export function createSigningKeys(options: { db: () => Kysely<unknown>; config: 
       } finally {
         loading = undefined;
       }
-    })());
+    }));
 
   /** Age of the cache by the application clock (a clock set backwards counts as stale). */
   const age = (keys: LoadedKeys) => {

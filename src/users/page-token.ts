@@ -1,5 +1,6 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { sql } from "kysely";
+import { outsideCall } from "../platform/database/call-scope.ts";
 import { gatehouseError } from "../platform/errors/gatehouse-error.ts";
 import type { Db } from "./transaction.ts";
 
@@ -41,7 +42,8 @@ interface Payload {
 export function createPageTokens(): PageTokens {
   let key: Promise<Buffer> | undefined;
   const loadKey = (db: Db): Promise<Buffer> => {
-    key ??= loadOrCreateKey(db).catch((error: unknown) => {
+    // Shared by every call waiting for it: not cut short when the call that started it ends.
+    key ??= outsideCall(() => loadOrCreateKey(db)).catch((error: unknown) => {
       key = undefined;
       throw error;
     });
