@@ -15,7 +15,7 @@ import type { Argon2CeilingResult, Argon2CeilingSpec } from "./ceilings/argon2-c
 import { cpuSince, cpuSnapshot, waitForQuiet, type CpuUse } from "./lib/cpu.ts";
 import { openCluster, seedUsers, type Cluster } from "./lib/database.ts";
 import { describeMachine } from "./lib/machine.ts";
-import { exited, REPO_ROOT, runLoads, startServer, terminate, type ServerProcess } from "./lib/processes.ts";
+import { exited, gatehouseRuntime, REPO_ROOT, runLoads, startServer, terminate, type ServerProcess } from "./lib/processes.ts";
 import { summariseProfile, type ProfileSummary } from "./lib/profile.ts";
 import { defaultHashConcurrency } from "../src/platform/config/config.ts";
 import { BENCH_USAGE, BenchUsageError, parseSettings, type Settings } from "./lib/settings.ts";
@@ -153,6 +153,20 @@ async function measure(ctx: Context, instances: number, watched: number[], parts
 
 // ---- ceilings ----
 
+/**
+ * A ceiling process, run like the Gatehouse processes: npm start's node flags and environment
+ * (heap sizing, malloc tuning), then --server-flags and --server-env. Ratios to a ceiling then
+ * compare code with code, not one runtime configuration with another.
+ */
+function forkCeiling(ctx: Context, file: string, args: string[] = []) {
+  const runtime = gatehouseRuntime();
+  return fork(join(REPO_ROOT, "bench", "ceilings", file), args, {
+    execArgv: [...runtime.nodeFlags, ...ctx.settings.serverFlags],
+    env: { ...process.env, ...runtime.env, ...ctx.settings.serverEnv },
+    stdio: "inherit",
+  });
+}
+
 /** The server's argon2 parameters and hash concurrency: its defaults unless --server-env changes them. */
 function hashBudget(settings: Settings) {
   const env = (name: string, fallback: number) => Number(settings.serverEnv[name] ?? fallback);
@@ -173,7 +187,7 @@ async function argon2Ceiling(ctx: Context): Promise<void> {
   let best: { result: Argon2CeilingResult; cpu: CpuUse } | undefined;
   for (let attempt = 0; attempt <= ctx.settings.retries; attempt++) {
     await quiet(ctx, "ceiling.argon2");
-    const child = fork(join(REPO_ROOT, "bench", "ceilings", "argon2-ceiling.ts"), [], { execArgv: [], stdio: "inherit" });
+    const child = forkCeiling(ctx, "argon2-ceiling.ts");
     const cpuStart = cpuSnapshot();
     const result = await new Promise<Argon2CeilingResult>((resolve, reject) => {
       child.once("message", (message) => resolve(message as Argon2CeilingResult));
@@ -197,7 +211,7 @@ async function argon2Ceiling(ctx: Context): Promise<void> {
 async function echoCeilings(ctx: Context, wanted: { method: "getMe" | "introspect" | "refresh" | "listUsers"; protocol: BenchProtocol }[]): Promise<void> {
   if (wanted.length === 0) return;
   const listener = ctx.settings.echoListener;
-  const child = fork(join(REPO_ROOT, "bench", "ceilings", "echo-server.ts"), [listener], { execArgv: [], stdio: "inherit" });
+  const child = forkCeiling(ctx, "echo-server.ts", [listener]);
   try {
     const { port } = await new Promise<{ port: number }>((resolve, reject) => {
       child.once("message", (message) => resolve(message as { port: number }));

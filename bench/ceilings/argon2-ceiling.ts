@@ -2,7 +2,8 @@
  * Ceiling for password work: argon2id verifications per second with the configured parameters
  * and the server's thread budget (GATEHOUSE_HASH_CONCURRENCY verifications at once, on libuv's
  * pool as in the server), in a process of its own with nothing else to do.
- * Forked by bench/run.ts; answers with one message.
+ * Forked by bench/run.ts with Gatehouse's runtime settings (npm start's node flags and malloc
+ * environment: how argon2's buffers are allocated matters here); answers with one message.
  */
 import * as argon2 from "argon2";
 import { summarise } from "../lib/stats.ts";

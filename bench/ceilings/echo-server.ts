@@ -3,7 +3,8 @@
  * methods the benchmark calls (fixed answers shaped like Gatehouse's, no interceptors, no
  * database), served on the same one-port listener Gatehouse uses (HTTP/1.1 and h2c sniffed on
  * one cleartext port). Whatever Gatehouse spends beyond this is its own work.
- * Forked by bench/run.ts; sends `{ port }` once listening and stops on SIGTERM.
+ * Forked by bench/run.ts with Gatehouse's runtime settings (npm start's node flags and malloc
+ * environment); sends `{ port }` once listening and stops on SIGTERM.
  */
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";

@@ -80,6 +80,36 @@ export class PeakRss {
   }
 }
 
+// ---- the runtime settings Gatehouse runs with ----
+
+/** Node flags and environment (glibc malloc tuning) that `npm start` gives the server. */
+export interface Runtime {
+  readonly nodeFlags: readonly string[];
+  readonly env: Readonly<Record<string, string>>;
+}
+
+/**
+ * The runtime settings of package.json's "start" script (`[NAME=value …] [exec] node [--flag …]
+ * src/main.ts serve`), so the benchmark measures the server as `npm start` runs it — and gives
+ * its ceilings the same, so ratios to them compare like with like. The Dockerfile repeats them.
+ */
+export function gatehouseRuntime(): Runtime {
+  const script = (JSON.parse(readFileSync(join(REPO_ROOT, "package.json"), "utf8")) as { scripts?: Record<string, string> }).scripts?.start ?? "";
+  const words = script.trim().split(/\s+/);
+  const env: Record<string, string> = {};
+  let at = 0;
+  for (; at < words.length && /^[A-Z_][A-Z0-9_]*=\S*$/.test(words[at]!); at++) {
+    const word = words[at]!;
+    env[word.slice(0, word.indexOf("="))] = word.slice(word.indexOf("=") + 1);
+  }
+  if (words[at] === "exec") at++;
+  const main = words.indexOf("src/main.ts", at);
+  if (words[at] !== "node" || main < 0 || words.slice(main + 1).join(" ") !== "serve" || words.slice(at + 1, main).some((flag) => !flag.startsWith("--"))) {
+    throw new Error(`bench: package.json "start" is not of the form "[NAME=value …] [exec] node [--flag …] src/main.ts serve": ${script}`);
+  }
+  return { nodeFlags: words.slice(at + 1, main), env };
+}
+
 // ---- the Gatehouse server under test ----
 
 export interface ServerProcess {
@@ -94,8 +124,9 @@ export interface ServerProcess {
 }
 
 /**
- * `node src/main.ts serve` in a child process, exactly as `npm start` runs it, on a free loopback
- * port; its log (one JSON line per call at the default level) goes to a file.
+ * `node src/main.ts serve` in a child process, exactly as `npm start` runs it (its node flags and
+ * environment first, then `nodeFlags` and `env`, which win), on a free loopback port; its log
+ * (one JSON line per call at the default level) goes to a file.
  */
 export async function startServer(options: {
   name: string;
@@ -108,11 +139,13 @@ export async function startServer(options: {
   const logFile = join(options.logDir, `${options.name}.log`);
   const log = openSync(logFile, "a");
   const spawnedAtMicros = Number(process.hrtime.bigint() / 1000n);
-  const child = spawn(process.execPath, [...(options.nodeFlags ?? []), "src/main.ts", "serve"], {
+  const runtime = gatehouseRuntime();
+  const child = spawn(process.execPath, [...runtime.nodeFlags, ...(options.nodeFlags ?? []), "src/main.ts", "serve"], {
     cwd: REPO_ROOT,
     env: {
       PATH: process.env.PATH ?? "",
       HOME: process.env.HOME ?? "",
+      ...runtime.env,
       ...options.env,
       DATABASE_URL: options.databaseUrl,
       GATEHOUSE_HOST: "127.0.0.1",
