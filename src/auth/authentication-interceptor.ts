@@ -21,9 +21,9 @@ const BEARER = /^Bearer +([A-Za-z0-9._~+/-]+=*) *$/i;
 /**
  * Establishes the caller of every non-public method: verifies the access token, then checks
  * that its session still stands and reads the user's CURRENT row (roles, disabled flag), so a
- * logout, a revocation, a disabled or deleted user, or a demotion takes effect on the very next
- * call on every instance. That check is one indexed query, or none when the caller cache holds
- * the session (it is invalidated by database notifications; see caller-cache.ts). Sets
+ * logout, a revocation, a disabled or deleted user, or a demotion takes effect on the next call
+ * (on other instances, once its database notification arrives: see caller-cache.ts). That check
+ * is one indexed query, or none when the caller cache holds the session. Sets
  * `kCaller`; anything else is `unauthenticated`. Standard gRPC services (`grpc.*`: health,
  * reflection) stay public.
  */
