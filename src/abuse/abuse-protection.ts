@@ -1,6 +1,7 @@
 import type { Kysely } from "kysely";
 import type { Clock } from "../platform/clock.ts";
 import type { Config, RateLimits } from "../platform/config/config.ts";
+import type { GateCarrier } from "../platform/database/statement-gate.ts";
 import { gatehouseError } from "../platform/errors/gatehouse-error.ts";
 import { rateLimitSubject } from "./client-address.ts";
 import { createLoginThrottle, deleteExpiredLoginFailures } from "./login-throttle.ts";
@@ -24,6 +25,13 @@ export interface AbuseProtection {
   /** Counts a call of a public method from `address`, or refuses it. */
   limitCall(call: LimitedCall, address: string): Promise<void>;
   /**
+   * As `limitCall`, with the count riding in the call's own statement when it needs the database
+   * (RateLimiter.consumeWithin): one round trip for both. Returns the carrier's result when it
+   * ran; undefined when it did not (the call was paid from a lease, or the method has no limit),
+   * and the caller then runs its statement plainly.
+   */
+  limitCallWithin<T>(call: LimitedCall, address: string, carrier: GateCarrier<T>): Promise<T | undefined>;
+  /**
    * Reserves a password check for `identifier` (e.g. `email:ada@example.com`) from `address`, or
    * refuses it. With `perAddress`, the check also counts against the address's budget of failed
    * sign-ins (GATEHOUSE_RATE_LIMIT_LOGIN_FAILURES), which is what stops one address trying one
@@ -44,6 +52,14 @@ export function createAbuseProtection(deps: { db: () => Kysely<any>; clock: Cloc
       if (!limit) return;
       const decision = await limiter.consume(`${call}:${rateLimitSubject(address)}`, limit);
       if (!decision.allowed) throw rateLimited(decision.retryAfterMs);
+    },
+
+    async limitCallWithin(call, address, carrier) {
+      const limit = limits[call];
+      if (!limit) return undefined;
+      const { decision, carried } = await limiter.consumeWithin(`${call}:${rateLimitSubject(address)}`, limit, carrier);
+      if (!decision.allowed) throw rateLimited(decision.retryAfterMs);
+      return carried;
     },
 
     async beginPasswordAttempt(identifier, address, { perAddress = false } = {}) {

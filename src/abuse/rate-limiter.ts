@@ -2,6 +2,7 @@ import { sql, type Kysely, type RawBuilder } from "kysely";
 import { PREPARED } from "../platform/database/prepared-statements.ts";
 import type { Clock } from "../platform/clock.ts";
 import type { RateLimit } from "../platform/config/config.ts";
+import type { GateCarrier, StatementGate } from "../platform/database/statement-gate.ts";
 
 /**
  * A sliding-window rate limiter whose counters live in PostgreSQL (`rate_limit_windows`), so a
@@ -33,6 +34,14 @@ import type { RateLimit } from "../platform/config/config.ts";
 export interface RateLimiter {
   /** Counts one call under `key` if the limit allows it; says when to retry if it does not. */
   consume(key: string, limit: RateLimit): Promise<RateLimitDecision>;
+  /**
+   * As `consume`, but when counting needs a statement, the count rides in the caller's own
+   * statement (`carrier`, see StatementGate), whose work then happens only if the call is allowed:
+   * one round trip instead of two. `carried` is the carrier's result when it ran and the call was
+   * allowed; when it is undefined and the call is allowed (a leased slot paid for it), the
+   * caller runs its statement plainly. A refused call's carrier did nothing.
+   */
+  consumeWithin<T>(key: string, limit: RateLimit, carrier: GateCarrier<T>): Promise<{ decision: RateLimitDecision; carried?: T }>;
   /** Gives back a call counted by `consume` (e.g. a sign-in that turned out to be no failure). */
   refund(key: string, windowStart: Date): Promise<void>;
 }
@@ -91,6 +100,8 @@ interface Lease {
 interface Reserved {
   decision: RateLimitDecision;
   at: number;
+  /** What the statement that carried the reservation returned, for the call that made it. */
+  carried?: unknown;
 }
 
 /** How many keys' leases one instance keeps; beyond it, ended windows and then the oldest go. */
@@ -123,14 +134,27 @@ export function createRateLimiter(deps: { db: () => Kysely<any>; clock: Clock; m
     }
   };
 
-  const reserve = (key: string, lease: Lease, limit: RateLimit, now: Date): Promise<Reserved> => {
+  const reserve = (key: string, lease: Lease, limit: RateLimit, now: Date, carrier?: GateCarrier<unknown>): Promise<Reserved> => {
     const ask = lease.nextAsk;
     lease.nextAsk = Math.min(leaseCap(limit.limit), ask * 2);
     const reserving = (async (): Promise<Reserved> => {
       try {
         const at = now.getTime();
         const window = slidingWindow(now, limit.windowMs);
-        const { granted, previous, current } = await reserveSlots(db(), key, ask, limit, window);
+        const reservation = reservationGate(key, ask, limit, window);
+        let row: ReservationRow;
+        let carried: unknown;
+        if (carrier) {
+          const { gateRow, result } = await carrier(reservation);
+          row = gateRow as unknown as ReservationRow;
+          carried = result;
+        } else {
+          const { rows } = await sql<ReservationRow>`${PREPARED}
+            with ${reservation.ctes}, ${ASYNC_COMMIT}
+            select ${reservation.columns} from ${reservation.verdict}, async_commit`.execute(db());
+          row = rows[0]!;
+        }
+        const { granted, previous, current } = readReservation(row);
         if (granted === 0) {
           const wait = retryAfterMs({ previous, current, limit: limit.limit, windowMs: limit.windowMs, elapsedMs: window.elapsedMs });
           return { decision: { allowed: false, retryAfterMs: wait }, at };
@@ -138,7 +162,7 @@ export function createRateLimiter(deps: { db: () => Kysely<any>; clock: Clock; m
         // One slot is this call's; the rest wait for the next calls.
         lease.remaining += granted - 1;
         lease.validFrom = Math.max(lease.validFrom, at);
-        return { decision: { allowed: true, windowStart: window.windowStart }, at };
+        return { decision: { allowed: true, windowStart: window.windowStart }, at, carried };
       } finally {
         lease.reserving = undefined;
       }
@@ -147,30 +171,39 @@ export function createRateLimiter(deps: { db: () => Kysely<any>; clock: Clock; m
     return reserving;
   };
 
-  return {
-    async consume(key, limit) {
-      for (;;) {
-        const now = clock.now();
-        const { windowStart } = slidingWindow(now, limit.windowMs);
-        const lease = leaseFor(key, windowStart.getTime(), limit, now.getTime());
-        if (lease.remaining > 0 && now.getTime() >= lease.validFrom) {
-          lease.remaining--;
-          return { allowed: true, windowStart };
-        }
-        if (!lease.reserving) return (await reserve(key, lease, limit, now)).decision;
+  const take = async (key: string, limit: RateLimit, carrier?: GateCarrier<unknown>): Promise<Reserved> => {
+    for (;;) {
+      const now = clock.now();
+      const { windowStart } = slidingWindow(now, limit.windowMs);
+      const lease = leaseFor(key, windowStart.getTime(), limit, now.getTime());
+      if (lease.remaining > 0 && now.getTime() >= lease.validFrom) {
+        lease.remaining--;
+        return { decision: { allowed: true, windowStart }, at: now.getTime() };
+      }
+      if (!lease.reserving) return reserve(key, lease, limit, now, carrier);
 
-        // Wait for the reservation in flight, then take from it or reserve again. If it failed
-        // (its call may just have been cancelled), this call tries on its own.
-        const reserved = await lease.reserving.catch(() => undefined);
-        if (reserved && !reserved.decision.allowed) {
-          // Refused for this very window a moment ago: so is this call, with the delay shortened
-          // by the time since (the estimate only falls while no one is let through).
-          const later = clock.now().getTime();
-          if (later >= reserved.at && slidingWindow(new Date(later), limit.windowMs).windowStart.getTime() === lease.windowStart) {
-            return { allowed: false, retryAfterMs: Math.max(1, reserved.decision.retryAfterMs - (later - reserved.at)) };
-          }
+      // Wait for the reservation in flight, then take from it or reserve again. If it failed
+      // (its call may just have been cancelled), this call tries on its own.
+      const reserved = await lease.reserving.catch(() => undefined);
+      if (reserved && !reserved.decision.allowed) {
+        // Refused for this very window a moment ago: so is this call, with the delay shortened
+        // by the time since (the estimate only falls while no one is let through).
+        const later = clock.now().getTime();
+        if (later >= reserved.at && slidingWindow(new Date(later), limit.windowMs).windowStart.getTime() === lease.windowStart) {
+          return { decision: { allowed: false, retryAfterMs: Math.max(1, reserved.decision.retryAfterMs - (later - reserved.at)) }, at: later };
         }
       }
+    }
+  };
+
+  return {
+    async consume(key, limit) {
+      return (await take(key, limit)).decision;
+    },
+
+    async consumeWithin<T>(key: string, limit: RateLimit, carrier: GateCarrier<T>) {
+      const { decision, carried } = await take(key, limit, carrier);
+      return { decision, carried: decision.allowed ? (carried as T | undefined) : undefined };
     },
 
     // A refund goes to the database even if this instance holds a lease for the key: the call
@@ -184,9 +217,11 @@ export function createRateLimiter(deps: { db: () => Kysely<any>; clock: Clock; m
 }
 
 /**
- * Reserves up to `ask` slots of `key` in the current window in one statement: as many as fit
- * the sliding estimate, at least one whenever one call would fit (so a refusal means exactly
- * what it meant for a single call), none otherwise.
+ * The statement gate that reserves up to `ask` slots of `key` in the current window: as many as
+ * fit the sliding estimate, at least one whenever one call would fit (so a refusal means exactly
+ * what it meant for a single call), none otherwise. It admits the carrying statement's work when
+ * at least one slot was granted. It runs alone (committed asynchronously, below) or inside the
+ * statement of the call it counts (`consumeWithin`), whose commit it then shares.
  *
  * The statement must also say how many it granted, which the new `hits` alone does not tell when
  * the room ran out. A reservation of more than one slot therefore first locks the current row
@@ -196,6 +231,61 @@ export function createRateLimiter(deps: { db: () => Kysely<any>; clock: Clock; m
  * inserted after this statement's snapshot — the ask falls back to one slot, which `allowed`
  * reports.
  */
+function reservationGate(
+  key: string,
+  ask: number,
+  { limit, windowMs }: RateLimit,
+  { windowStart, previousStart, previousWeight }: ReturnType<typeof slidingWindow>,
+): StatementGate {
+  // A window is needed until the end of the next one, where it is the fading previous window.
+  const expireTime = new Date(windowStart.getTime() + 2 * windowMs);
+  const granted = (previous: RawBuilder<unknown>, current: RawBuilder<unknown>, n: RawBuilder<unknown>) => sql`
+    case when ${previous} * ${previousWeight}::float8 + ${current} + 1 <= ${limit}
+         then least(${n}, greatest(1, floor(${limit}::int - ${previous} * ${previousWeight}::float8 - ${current})::int))
+         else 0 end`;
+  const previousHits = sql`(select hits from rate_limit_previous)`;
+  const n = sql`(select n from rate_limit_ask)`;
+  return {
+    ctes: sql`rate_limit_previous as (
+      select coalesce((select hits from rate_limit_windows where key = ${key} and window_start = ${previousStart}), 0) as hits
+    ),
+    rate_limit_held as materialized (
+      select hits from rate_limit_windows where key = ${key} and window_start = ${windowStart} and ${ask}::int > 1
+      for update
+    ),
+    rate_limit_ask as (
+      select case when exists (select 1 from rate_limit_held) then ${ask}::int else 1 end as n
+    ),
+    rate_limit_reservation as (
+      insert into rate_limit_windows as w (key, window_start, hits, allowed, expire_time)
+      select ${key}, ${windowStart}, ${granted(sql`p.hits`, sql`0`, sql`a.n`)}, ${granted(sql`p.hits`, sql`0`, sql`a.n`)} > 0, ${expireTime}
+      from rate_limit_previous p, rate_limit_ask a
+      on conflict (key, window_start) do update
+        set hits = w.hits + ${granted(previousHits, sql`w.hits`, n)},
+            allowed = ${granted(previousHits, sql`w.hits`, n)} > 0
+      returning hits, allowed, (select hits from rate_limit_previous) as previous, (select hits from rate_limit_held) as before
+    )`,
+    admits: sql`(select allowed from rate_limit_reservation)`,
+    verdict: sql`rate_limit_reservation rate_limit`,
+    columns: sql`rate_limit.hits as rate_limit_hits, rate_limit.allowed as rate_limit_allowed,
+      rate_limit.previous as rate_limit_previous, rate_limit.before as rate_limit_before`,
+  };
+}
+
+/** The gate's columns, as a reservation reports them. */
+interface ReservationRow {
+  rate_limit_hits: number;
+  rate_limit_allowed: boolean;
+  rate_limit_previous: number;
+  rate_limit_before: number | null;
+}
+
+function readReservation(row: ReservationRow): { granted: number; previous: number; current: number } {
+  const hits = row.rate_limit_hits;
+  const granted = row.rate_limit_before === null ? (row.rate_limit_allowed ? 1 : 0) : hits - row.rate_limit_before;
+  return { granted, previous: row.rate_limit_previous, current: hits };
+}
+
 /**
  * A CTE that makes the statement's own transaction commit asynchronously (it must be joined in,
  * or PostgreSQL skips it). Counters are soft state: the commit no longer waits for the WAL to
@@ -203,45 +293,6 @@ export function createRateLimiter(deps: { db: () => Kysely<any>; clock: Clock; m
  * the last fraction of a second of counts (PostgreSQL stays consistent; nothing else is affected).
  */
 const ASYNC_COMMIT = sql`async_commit as materialized (select set_config('synchronous_commit', 'off', true) as off)`;
-
-async function reserveSlots(
-  db: Kysely<any>,
-  key: string,
-  ask: number,
-  { limit, windowMs }: RateLimit,
-  { windowStart, previousStart, previousWeight }: ReturnType<typeof slidingWindow>,
-): Promise<{ granted: number; previous: number; current: number }> {
-  // A window is needed until the end of the next one, where it is the fading previous window.
-  const expireTime = new Date(windowStart.getTime() + 2 * windowMs);
-  const granted = (previous: RawBuilder<unknown>, current: RawBuilder<unknown>, n: RawBuilder<unknown>) => sql`
-    case when ${previous} * ${previousWeight}::float8 + ${current} + 1 <= ${limit}
-         then least(${n}, greatest(1, floor(${limit}::int - ${previous} * ${previousWeight}::float8 - ${current})::int))
-         else 0 end`;
-  const previousHits = sql`(select hits from previous)`;
-  const n = sql`(select n from ask)`;
-  const { rows } = await sql<{ hits: number; allowed: boolean; previous: number; before: number | null }>`${PREPARED}
-    with previous as (
-      select coalesce((select hits from rate_limit_windows where key = ${key} and window_start = ${previousStart}), 0) as hits
-    ),
-    held as materialized (
-      select hits from rate_limit_windows where key = ${key} and window_start = ${windowStart} and ${ask}::int > 1
-      for update
-    ),
-    ask as (
-      select case when exists (select 1 from held) then ${ask}::int else 1 end as n
-    ),
-    ${ASYNC_COMMIT}
-    insert into rate_limit_windows as w (key, window_start, hits, allowed, expire_time)
-    select ${key}, ${windowStart}, ${granted(sql`p.hits`, sql`0`, sql`a.n`)}, ${granted(sql`p.hits`, sql`0`, sql`a.n`)} > 0, ${expireTime}
-    from previous p, ask a, async_commit
-    on conflict (key, window_start) do update
-      set hits = w.hits + ${granted(previousHits, sql`w.hits`, n)},
-          allowed = ${granted(previousHits, sql`w.hits`, n)} > 0
-    returning hits, allowed, (select hits from previous) as previous, (select hits from held) as before`.execute(db);
-  const row = rows[0]!;
-  const count = row.before === null ? (row.allowed ? 1 : 0) : row.hits - row.before;
-  return { granted: count, previous: row.previous, current: row.hits };
-}
 
 /** Deletes windows that no longer count towards any limit. */
 export async function deleteExpiredRateLimitWindows(db: Kysely<any>, now: Date): Promise<number> {

@@ -9,6 +9,7 @@ import { checkPasswordPolicy } from "../passwords/password-policy.ts";
 import type { Clock } from "../platform/clock.ts";
 import type { Config } from "../platform/config/config.ts";
 import { gatehouseError } from "../platform/errors/gatehouse-error.ts";
+import type { StatementGate } from "../platform/database/statement-gate.ts";
 import { hashRefreshToken, newRefreshToken } from "../sessions/refresh-token.ts";
 import {
   inspectRefreshToken,
@@ -219,14 +220,27 @@ export function createAuthService(deps: AuthDeps) {
     },
 
     async refresh(database: Database, refreshToken: string, client: ClientInfo): Promise<TokenPair> {
-      await abuse.limitCall("refresh", client.ipAddress);
       const tokenHash = hashRefreshToken(refreshToken);
-      if (!tokenHash) throw gatehouseError("TOKEN_INVALID", "The refresh token is not valid.");
+      if (!tokenHash) {
+        await abuse.limitCall("refresh", client.ipAddress);
+        throw gatehouseError("TOKEN_INVALID", "The refresh token is not valid.");
+      }
       // Two attempts: the state read after a failed rotation can be older than the rotation's.
       for (let attempt = 1; ; attempt++) {
         const now = clock.now();
         const successor = newRefreshToken();
-        const rotated = await rotateRefreshToken(database.db, { tokenHash, successorHash: successor.hash, now, lifetimes: config, client });
+        const rotate = (gate?: StatementGate) =>
+          rotateRefreshToken(database.db, { tokenHash, successorHash: successor.hash, now, lifetimes: config, client, gate });
+        // The first attempt is counted against the caller's rate limit, in the rotation's own
+        // statement when the count needs the database: one round trip per refresh.
+        const counted =
+          attempt === 1
+            ? await abuse.limitCallWithin("refresh", client.ipAddress, async (gate) => {
+                const { rotated, gateRow } = await rotate(gate);
+                return { gateRow, result: { rotated } };
+              })
+            : undefined;
+        const { rotated } = counted ?? (await rotate());
         if (rotated) return issueTokenPair(deps, { session: rotated, refreshToken: successor.token, roles: rotated.roles });
 
         const state = await inspectRefreshToken(database.db, tokenHash);

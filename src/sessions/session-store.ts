@@ -1,5 +1,6 @@
 import { sql, type Kysely } from "kysely";
 import { PREPARED } from "../platform/database/prepared-statements.ts";
+import type { StatementGate } from "../platform/database/statement-gate.ts";
 
 /**
  * Storage of sessions and refresh tokens, in plain SQL with bind parameters: these statements
@@ -105,21 +106,24 @@ export interface RotatedSession extends SessionRow {
  * (`rotate_time is null`, session live, user enabled) lets exactly one of any number of
  * concurrent callers through — PostgreSQL re-checks the condition on the row after waiting for
  * the winner's lock — and the successor is inserted and the session touched only by that one.
- * Returns undefined when the token could not be rotated; `inspectRefreshToken` says why.
+ * `rotated` is undefined when the token could not be rotated; `inspectRefreshToken` says why.
+ *
+ * With a `gate` (e.g. the refresh's rate-limit count), the statement also carries the gate and
+ * rotates only if it admits; `gateRow` is the gate's verdict for its owner.
  */
 export async function rotateRefreshToken(
   db: Db,
-  input: { tokenHash: Buffer; successorHash: Buffer; now: Date; lifetimes: SessionLifetimes; client: ClientInfo },
-): Promise<RotatedSession | undefined> {
-  const { tokenHash, successorHash, now, lifetimes, client } = input;
-  const { rows } = await sql<RotatedSession>`${PREPARED}
-    with rotated as (
+  input: { tokenHash: Buffer; successorHash: Buffer; now: Date; lifetimes: SessionLifetimes; client: ClientInfo; gate?: StatementGate },
+): Promise<{ rotated: RotatedSession | undefined; gateRow: Record<string, unknown> }> {
+  const { tokenHash, successorHash, now, lifetimes, client, gate } = input;
+  const rotation = sql`
+    rotated as (
       update refresh_tokens rt set rotate_time = ${now}
       from sessions s join users u on u.id = s.user_id
       where rt.token_hash = ${tokenHash} and rt.rotate_time is null
         and s.id = rt.session_id and s.revoke_time is null
         and s.expire_time > ${now} and s.last_use_time > ${idleCutoff(now, lifetimes)}
-        and not u.disabled
+        and not u.disabled and ${gate ? gate.admits : sql`true`}
       returning rt.session_id, u.roles
     ), successor as (
       insert into refresh_tokens (token_hash, session_id, create_time)
@@ -129,9 +133,16 @@ export async function rotateRefreshToken(
         user_agent = ${client.userAgent.slice(0, 512)}, ip_address = ${client.ipAddress.slice(0, 64)}
       where id = (select session_id from rotated)
       returning id, user_id, create_time, last_use_time, expire_time, user_agent, ip_address
-    )
-    select touched.*, rotated.roles from touched join rotated on rotated.session_id = touched.id`.execute(db);
-  return rows[0] && { ...toSessionRow(rows[0]), roles: rows[0].roles };
+    )`;
+  const result = sql`select touched.*, rotated.roles from touched join rotated on rotated.session_id = touched.id`;
+  const { rows } = gate
+    ? await sql<RotatedSession>`${PREPARED}
+        with ${gate.ctes}, ${rotation}
+        select ${gate.columns}, r.* from ${gate.verdict} left join (${result}) r on true`.execute(db)
+    : await sql<RotatedSession>`${PREPARED} with ${rotation} ${result}`.execute(db);
+  const row = rows[0];
+  const rotated = row && row.id !== null ? { ...toSessionRow(row), roles: row.roles } : undefined;
+  return { rotated, gateRow: (row ?? {}) as unknown as Record<string, unknown> };
 }
 
 export interface RefreshTokenState {

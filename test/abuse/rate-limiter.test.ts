@@ -1,8 +1,10 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import fc from "fast-check";
+import { sql } from "kysely";
 import pg from "pg";
 import { createRateLimiter, leaseCap, retryAfterMs, slidingWindow, type RateLimitDecision } from "../../src/abuse/rate-limiter.ts";
+import type { GateCarrier } from "../../src/platform/database/statement-gate.ts";
 import { startSessionCleanup } from "../../src/sessions/session-cleanup.ts";
 import { loadConfig } from "../../src/platform/config/config.ts";
 import { createLogger } from "../../src/platform/observability/logger.ts";
@@ -199,6 +201,46 @@ describe("quota leases", () => {
     assert.equal(edge.statements, 4, "the 2 slots left of the old window are not used in the new one");
     assert.equal(await hits("lease:edge", window), 7);
     assert.equal(await hits("lease:edge", next), 1, "the new window's first reservation asks for one slot");
+  });
+
+  test("consumeWithin: the reservation rides in the caller's statement, whose work happens only if the call is allowed", async () => {
+    const window = new Date(Date.UTC(2030, 5, 1, 4, 0, 0));
+    clock.set(window);
+    const one = instance();
+    const limit = { limit: 2, windowMs: 60_000 };
+    let carried = 0;
+    // The caller's "work": a marker row, inserted only where the gate admits.
+    const carrier: GateCarrier<string> = async (gate) => {
+      carried++;
+      const marker = `carried:${carried}`;
+      const { rows } = await sql<Record<string, unknown> & { done: string | null }>`
+        with ${gate.ctes}, work as (
+          insert into rate_limit_windows (key, window_start, hits, allowed, expire_time)
+          select ${marker}, ${window}, 0, true, ${window} where ${gate.admits}
+          returning key
+        )
+        select ${gate.columns}, (select key from work) as done from ${gate.verdict}`.execute(server.gatehouse.orm.em.getConnection().getClient());
+      return { gateRow: rows[0]!, result: rows[0]!.done ?? "not done" };
+    };
+    const first = await one.limiter.consumeWithin("within:key", limit, carrier);
+    assert.deepEqual([first.decision.allowed, first.carried], [true, "carried:1"]);
+    const second = await one.limiter.consumeWithin("within:key", limit, carrier);
+    assert.deepEqual([second.decision.allowed, second.carried], [true, "carried:2"]);
+    const third = await one.limiter.consumeWithin("within:key", limit, carrier);
+    assert.equal(third.decision.allowed, false);
+    assert.equal(third.carried, undefined);
+    assert.equal(one.statements, 0, "no statement of the limiter's own");
+    assert.equal(await hits("within:key", window), 2);
+    const markers = await server.sql<{ key: string }>("select key from rate_limit_windows where key like 'carried:%' order by key");
+    assert.deepEqual(markers.map((m) => m.key), ["carried:1", "carried:2"], "the refused call's work was not done");
+
+    // A slot from a lease needs no statement: the carrier does not run, and the caller runs its work itself.
+    const hot = instance();
+    const big = { limit: 1200, windowMs: 60_000 };
+    const decisions = [];
+    for (let i = 0; i < 4; i++) decisions.push(await hot.limiter.consumeWithin("within:hot", big, carrier));
+    assert.deepEqual(decisions.map((d) => [d.decision.allowed, d.carried !== undefined]), [[true, true], [true, true], [true, false], [true, true]]);
+    assert.equal(hot.statements, 0);
   });
 
   test("calls of one key while a reservation is in flight wait for it instead of each reserving", async () => {

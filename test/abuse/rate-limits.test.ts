@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
+import pg from "pg";
 import type { RegisteredUser } from "../auth/support.ts";
 import { postJson, startTestServer, type TestServer } from "../support/harness.ts";
 import { createManualClock } from "../support/manual-clock.ts";
@@ -83,6 +84,36 @@ describe("per-address rate limits on Register, Login, Refresh and Introspect", (
     const refused = await exhaust(3, refresh, "198.51.100.4");
     clock.advance(refused.retryAfterMs!);
     assert.equal((await refresh("198.51.100.4")).reason, "ok");
+  });
+
+  test("Refresh: counting the call rides in the rotation's statement — one statement per refresh", async () => {
+    const user = await newUser(server, "rs");
+    let token = user.tokens.refreshToken;
+    // Every statement the server's pool sends, seen on each connection as the pool hands it out.
+    const statements: string[] = [];
+    let recording = true;
+    const watched = new WeakSet<pg.PoolClient>();
+    const pool = (await server.gatehouse.orm.em.getConnection().getNativeClient()) as unknown as pg.Pool;
+    const watch = (client: pg.PoolClient) => {
+      if (watched.has(client)) return;
+      watched.add(client);
+      const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+      client.query = ((...args: unknown[]) => {
+        const text = typeof args[0] === "string" ? args[0] : (args[0] as { text?: string } | undefined)?.text;
+        if (recording && text && /refresh_tokens|rate_limit_windows/.test(text)) statements.push(text);
+        return query(...args);
+      }) as typeof client.query;
+    };
+    pool.on("acquire", watch);
+    try {
+      // Each from an address never seen before, so no lease can pay for the call.
+      for (let i = 0; i < 3; i++) token = (await server.auth().refresh({ refreshToken: token }, from(uniqueAddress()))).tokens!.refreshToken;
+    } finally {
+      recording = false;
+      pool.off("acquire", watch);
+    }
+    assert.equal(statements.length, 3, statements.join("\n---\n"));
+    for (const text of statements) assert.match(text, /rate_limit_windows[\s\S]*refresh_tokens/);
   });
 
   test("Introspect: limited per address, whether the token is valid or not", async () => {
