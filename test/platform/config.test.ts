@@ -86,6 +86,43 @@ describe("configuration", () => {
     assert.equal(error.problems.length, 9);
   });
 
+  test("DATABASE_URL: any connection string PostgreSQL clients accept, Unix-socket ones included", () => {
+    for (const url of [
+      "postgres://postgres@/test?host=/var/run/postgresql",
+      "postgresql:///test?host=/tmp",
+      "postgres://app:secret@%2Fvar%2Frun%2Fpostgresql/auth",
+      "postgres://app:secret@localhost:5433/auth?host=%2Fsrv%2Fpg&port=5434",
+      "postgres://app:secret@db.internal/auth?sslmode=verify-full&application_name=gatehouse-eu&options=-c%20lock_timeout%3D5s",
+      "postgresql://",
+    ]) {
+      assert.equal(loadConfig({ DATABASE_URL: url }).databaseUrl, url, url);
+    }
+  });
+
+  test("DATABASE_URL: anything else is refused with a message that says why, without repeating the URL (it holds a password)", () => {
+    for (const [url, reason] of [
+      ["mysql://app:s3cr3t-pw@db/auth", /must be a PostgreSQL connection string such as postgres:\/\/user:password@host:5432\/database/],
+      ["db.internal:5432", /must be a PostgreSQL connection string/],
+      ["postgres://app:s3cr3t-pw@db:99999/auth", /not a PostgreSQL connection string Gatehouse can use \(Invalid URL\)/],
+      ["postgres://app:s3cr3t-pw@[::1/auth", /Invalid URL/],
+      ["postgres://app:s3cr3t-pw@db/auth?port=five", /its port is not a number/],
+      ["postgres://app:s3cr3t-pw@db/auth?sslcert=/nonexistent/client.crt", /no such file or directory/],
+    ] as const) {
+      let error: ConfigError | undefined;
+      try {
+        loadConfig({ DATABASE_URL: url });
+      } catch (thrown) {
+        error = thrown as ConfigError;
+      }
+      assert.ok(error instanceof ConfigError, `${url} is refused`);
+      assert.equal(error.problems.length, 1);
+      assert.match(error.message, /DATABASE_URL/);
+      assert.match(error.message, reason, url);
+      assert.match(error.message, /Unix socket/, "the example shows the socket form too");
+      assert.doesNotMatch(error.message, /s3cr3t-pw/, "the password is not repeated");
+    }
+  });
+
   test("the idle lifetime cannot exceed the absolute one", () => {
     assert.throws(() => loadConfig({ GATEHOUSE_SESSION_TTL: "1d", GATEHOUSE_SESSION_IDLE_TTL: "2d" }), /GATEHOUSE_SESSION_IDLE_TTL/);
   });

@@ -1,5 +1,6 @@
 import { isIP } from "node:net";
 import { availableParallelism } from "node:os";
+import { readConnectionString } from "../database/connection-string.ts";
 import { parseDuration } from "./duration.ts";
 
 export type RegistrationMode = "open" | "invite" | "closed";
@@ -163,9 +164,21 @@ export function loadConfig(env: Env = process.env): Config {
     }
   }
 
+  // Read the way the connections will read it (the whole URL, query parameters included); no
+  // message repeats it, as it usually holds a password.
   const databaseUrl = read("DATABASE_URL");
-  if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
-    problems.push("DATABASE_URL must be a PostgreSQL connection string (postgres://user:password@host:port/database)");
+  if (databaseUrl !== undefined) {
+    const example = "postgres://user:password@host:5432/database, or postgres://user@/database?host=/var/run/postgresql for a Unix socket";
+    if (!/^postgres(ql)?:\/\//.test(databaseUrl)) {
+      problems.push(`DATABASE_URL must be a PostgreSQL connection string such as ${example}`);
+    } else {
+      try {
+        readConnectionString(databaseUrl);
+      } catch (error) {
+        const reason = error instanceof Error && error.message ? error.message : "unreadable";
+        problems.push(`DATABASE_URL is not a PostgreSQL connection string Gatehouse can use (${reason}); write it like ${example}, with reserved characters in the password percent-encoded`);
+      }
+    }
   }
 
   const url = (name: string, fallback: string): string => {

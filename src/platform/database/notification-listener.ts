@@ -74,6 +74,7 @@ export function createNotificationListener(options: {
 
   const connect = async () => {
     if (closed || client) return;
+    // The pool's URL, read whole; an application_name in it wins over this one, as in the pool.
     const candidate = new pg.Client({ connectionString, application_name: "gatehouse-listen", keepAlive: true, connectionTimeoutMillis: 5_000 });
     client = candidate;
     candidate.on("error", (error) => {
