@@ -29,6 +29,8 @@ export function isDatabaseUnavailable(error: unknown): boolean {
   for (let current = error, depth = 0; current instanceof Error && depth < 8; depth++) {
     const code = (current as { code?: unknown }).code;
     if (typeof code === "string" && UNAVAILABLE_CODES.has(code)) return true;
+    // A Unix socket that is not there: the server is stopped (it removes its socket) or not yet started.
+    if (code === "ENOENT" && (current as { syscall?: unknown }).syscall === "connect") return true;
     if (current.name === "ConnectionException") return true;
     if (UNAVAILABLE_MESSAGES.some((text) => current instanceof Error && current.message.includes(text))) return true;
     if (current instanceof AggregateError && current.errors.some(isDatabaseUnavailable)) return true;
