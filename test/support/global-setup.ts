@@ -13,7 +13,7 @@ let dataDir: string | undefined;
  */
 export async function globalSetup(): Promise<void> {
   if (process.env.DATABASE_URL) {
-    process.env.GATEHOUSE_TEST_ADMIN_URL = process.env.DATABASE_URL;
+    process.env.GATEHOUSE_TEST_ADMIN_URL = parseableByNewUrl(process.env.DATABASE_URL);
     return;
   }
   dataDir = await mkdtemp(join(tmpdir(), "gatehouse-test-"));
@@ -24,4 +24,14 @@ export async function globalSetup(): Promise<void> {
 export async function globalTeardown(): Promise<void> {
   await embedded?.stop();
   if (dataDir) await rm(dataDir, { recursive: true, force: true });
+}
+
+/**
+ * The test helpers make per-test URLs from the admin URL with `new URL()`, which refuses a user
+ * name before an empty host (`postgres://postgres@/test?host=/var/run/postgresql`, a form libpq
+ * and pg accept and Gatehouse honours). For pg an empty host means localhost, and a `host`
+ * parameter overrides it anyway, so naming localhost there changes nothing.
+ */
+function parseableByNewUrl(url: string): string {
+  return URL.canParse(url) ? url : url.replace(/^(postgres(?:ql)?:\/\/[^@/?#]*@)(?=[/?#]|$)/, "$1localhost");
 }
