@@ -1,3 +1,4 @@
+import { createPrivateKey, type JsonWebKey as NodeJwk, type KeyObject } from "node:crypto";
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type CryptoKey, type JWK } from "jose";
 import { sql, type Kysely } from "kysely";
 import { outsideCall } from "../platform/database/call-scope.ts";
@@ -16,7 +17,8 @@ export const VERIFY_LEEWAY_SECONDS = 30;
 export interface ActiveSigningKey {
   readonly kid: string;
   readonly alg: SigningAlgorithm;
-  readonly privateKey: CryptoKey;
+  /** A node:crypto key (see access-token.ts for why tokens are not signed through WebCrypto). */
+  readonly privateKey: KeyObject;
 }
 
 export interface SigningKeys {
@@ -174,7 +176,7 @@ async function loadKeys(db: Kysely<unknown>, config: KeyConfig, clock: Clock): P
     active: {
       kid: activeRow.kid,
       alg,
-      privateKey: (await importJWK(openPrivateJwk(activeRow.private_jwk, activeRow.kid, config.signingKeySecret), alg)) as CryptoKey,
+      privateKey: createPrivateKey({ key: openPrivateJwk(activeRow.private_jwk, activeRow.kid, config.signingKeySecret) as NodeJwk, format: "jwk" }),
     },
     published,
     publicKeys,

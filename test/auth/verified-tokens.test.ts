@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { KeyObject } from "node:crypto";
 import { describe, test } from "node:test";
 import { ConnectError } from "@connectrpc/connect";
 import { generateKeyPair, type CryptoKey } from "jose";
@@ -15,7 +16,7 @@ async function memoryKeys() {
   const pair = await generateKeyPair("EdDSA", { extractable: true });
   const state: { publicKey: CryptoKey | undefined } = { publicKey: pair.publicKey };
   const keys: SigningKeys = {
-    active: async () => ({ kid: "k1", alg: "EdDSA", privateKey: pair.privateKey }),
+    active: async () => ({ kid: "k1", alg: "EdDSA", privateKey: KeyObject.from(pair.privateKey) }),
     verificationKey: async (kid) => (kid === "k1" ? state.publicKey : undefined),
     jwks: async () => ({ keys: [] }),
   };
