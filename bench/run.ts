@@ -288,7 +288,7 @@ async function smallDatabaseScenarios(ctx: Context, cluster: Cluster, seeding: B
     "flood.2",
   ].filter((id) => selected(settings, id));
   const profiled = settings.profile
-    ? ["refresh.connect-json", "getMe.connect-json", "getMe.grpc", "introspect.connect-json", "introspect.grpc", "login.connect-json"].filter((id) =>
+    ? ["refresh.connect-json", "refresh.grpc", "getMe.connect-json", "getMe.grpc", "introspect.connect-json", "introspect.grpc", "login.connect-json"].filter((id) =>
         selected(settings, id),
       )
     : [];

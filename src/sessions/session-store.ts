@@ -108,6 +108,11 @@ export interface RotatedSession extends SessionRow {
  * the winner's lock — and the successor is inserted and the session touched only by that one.
  * `rotated` is undefined when the token could not be rotated; `inspectRefreshToken` says why.
  *
+ * The session is also looked up by the token's `session_id` on its own (an InitPlan): without
+ * it, the plan PostgreSQL cached for this prepared statement could start from the sessions
+ * table and probe the token for every live session — seen in the benchmark once a few hundred
+ * sessions existed (125 index probes per refresh). With it, every table is read at one key.
+ *
  * With a `gate` (e.g. the refresh's rate-limit count), the statement also carries the gate and
  * rotates only if it admits; `gateRow` is the gate's verdict for its owner.
  */
@@ -121,6 +126,7 @@ export async function rotateRefreshToken(
       update refresh_tokens rt set rotate_time = ${now}
       from sessions s join users u on u.id = s.user_id
       where rt.token_hash = ${tokenHash} and rt.rotate_time is null
+        and s.id = (select session_id from refresh_tokens where token_hash = ${tokenHash})
         and s.id = rt.session_id and s.revoke_time is null
         and s.expire_time > ${now} and s.last_use_time > ${idleCutoff(now, lifetimes)}
         and not u.disabled and ${gate ? gate.admits : sql`true`}
