@@ -70,7 +70,7 @@ function concurrencyOf(ctx: Context, kind: keyof typeof CONCURRENCY): number {
 
 function spec(ctx: Context, name: string, targets: string[], protocol: BenchProtocol, operation: Operation, concurrency: number, extra: Partial<LoadSpec> = {}): LoadSpec {
   const { warmupMs, durationMs, seed } = ctx.settings;
-  return { name, targets, protocol, operation, concurrency, warmupMs, durationMs, seed, ...extra };
+  return { name, targets, protocol, client: ctx.settings.loadClient, operation, concurrency, warmupMs, durationMs, seed, ...extra };
 }
 
 /** NaN (no successful call) travels over IPC as null. */

@@ -1,4 +1,5 @@
 import { availableParallelism } from "node:os";
+import type { LoadClient } from "../load/load-spec.ts";
 
 export const BENCH_USAGE = `Usage: npm run bench -- [options]
 
@@ -27,6 +28,8 @@ Options:
   --db-settings <k=v,…> PostgreSQL settings for the benchmark's databases, e.g. synchronous_commit=off
   --echo-listener <l>   "one-port" (default: Gatehouse's HTTP/1.1 + h2c listener) or "direct-h2c"
                         (a plain HTTP/2 server; gRPC rows only), to price the one-port sniffing
+  --load-client <c>     "wire" (default: the benchmark's lean Connect/gRPC client) or "connect-es"
+                        (connect-es' Node client, which spends more of the shared CPU per call)
   --out <dir>           where results go (default bench/results)`;
 
 export interface Settings {
@@ -45,6 +48,7 @@ export interface Settings {
   readonly serverEnv: Readonly<Record<string, string>>;
   readonly serverFlags: readonly string[];
   readonly echoListener: "one-port" | "direct-h2c";
+  readonly loadClient: LoadClient;
   readonly dbSettings: Readonly<Record<string, string>>;
   readonly quietTimeoutMs: number;
   readonly retries: number;
@@ -58,7 +62,7 @@ export class BenchUsageError extends Error {}
 export function parseSettings(args: readonly string[]): Settings {
   const values = new Map<string, string>();
   const switches = new Set<string>();
-  const valued = ["duration", "warmup", "concurrency", "seed", "small-users", "large-users", "only", "log-level", "out", "max-other-load", "quiet-timeout", "retries", "server-env", "server-flags", "echo-listener", "db-settings"];
+  const valued = ["duration", "warmup", "concurrency", "seed", "small-users", "large-users", "only", "log-level", "out", "max-other-load", "quiet-timeout", "retries", "server-env", "server-flags", "echo-listener", "db-settings", "load-client"];
   const flags = ["quick", "profile", "help"];
   for (let i = 0; i < args.length; i++) {
     const match = /^--([a-z-]+)(?:=(.*))?$/.exec(args[i]!);
@@ -112,6 +116,7 @@ export function parseSettings(args: readonly string[]): Settings {
     serverEnv,
     dbSettings: pairs("db-settings"),
     echoListener: oneOf("echo-listener", "one-port", ["one-port", "direct-h2c"] as const),
+    loadClient: oneOf("load-client", "wire", ["wire", "connect-es"] as const),
     serverFlags: (values.get("server-flags") ?? "").split(/\s+/).filter(Boolean),
     quietTimeoutMs: number("quiet-timeout", quick ? 20 : 300, 0) * 1000,
     retries: Math.round(number("retries", quick ? 0 : 2, 0)),

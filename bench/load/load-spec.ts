@@ -3,6 +3,8 @@ import type { LatencySummary } from "../lib/stats.ts";
 /** The two client shapes the benchmark drives: what browsers/curl use, and what backends use. */
 export type BenchProtocol = "connect-json" | "grpc";
 
+export type LoadClient = "wire" | "connect-es";
+
 export interface Credentials {
   readonly username: string;
   readonly password: string;
@@ -32,6 +34,8 @@ export interface LoadSpec {
   /** Base URLs; worker w calls targets[w % targets.length]. */
   readonly targets: readonly string[];
   readonly protocol: BenchProtocol;
+  /** Which client speaks it: the benchmark's lean wire client, or connect-es' Node client. */
+  readonly client: LoadClient;
   readonly operation: Operation;
   /** Workers, each with one call in flight (closed loop). */
   readonly concurrency: number;

@@ -1,10 +1,11 @@
 import { Agent } from "node:http";
-import { createClient, type Client, type Transport } from "@connectrpc/connect";
+import { createClient, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { AuthService } from "../../gen/gatehouse/auth/v1/auth_pb.js";
 import { UserService } from "../../gen/gatehouse/user/v1/user_pb.js";
 import { pickFrom, seededRandom } from "../lib/random.ts";
 import type { BenchProtocol, Credentials, LoadSpec, UserSource } from "./load-spec.ts";
+import { wireClients, type CallOptions, type UnaryMethods } from "./wire-client.ts";
 
 const CALL_TIMEOUT_MS = 30_000;
 
@@ -14,19 +15,22 @@ export interface Worker {
   recover?(): Promise<void>;
 }
 
+/** What workers call: the benchmark's wire client, or connect-es' client (`--load-client`). */
 export interface Clients {
-  auth: Client<typeof AuthService>;
-  users: Client<typeof UserService>;
+  auth: UnaryMethods<typeof AuthService>;
+  users: UnaryMethods<typeof UserService>;
 }
 
 /**
- * One transport per target, shared by the workers that call it: HTTP/1.1 with a keep-alive pool
+ * One client per target, shared by the workers that call it: HTTP/1.1 with a keep-alive pool
  * of one connection per worker (as a browser or curl loop would), or gRPC with every call
  * multiplexed on one HTTP/2 connection (as a backend service's channel does).
  */
 export function makeClients(spec: LoadSpec): Clients[] {
   return spec.targets.map((baseUrl) => {
-    const transport = makeTransport(spec.protocol, baseUrl, Math.max(1, Math.ceil(spec.concurrency / spec.targets.length)));
+    const connections = Math.max(1, Math.ceil(spec.concurrency / spec.targets.length));
+    if (spec.client === "wire") return wireClients(spec.protocol, baseUrl, connections, AuthService, UserService);
+    const transport = makeTransport(spec.protocol, baseUrl, connections);
     return { auth: createClient(AuthService, transport), users: createClient(UserService, transport) };
   });
 }
@@ -55,7 +59,6 @@ const FAKE_REFRESH_TOKEN = "r".repeat(43);
  * X-Forwarded-For from loopback in the benchmark), so the limiter runs — and costs what it costs —
  * without refusing the load of one test machine.
  */
-export type CallOptions = { timeoutMs: number; headers: Record<string, string> };
 export type OptionsFactory = (headers?: Record<string, string>) => CallOptions;
 
 export function clientAddresses(name: string, attempt: number): OptionsFactory {
