@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
+import { once } from "node:events";
 import { connect as http2Connect } from "node:http2";
+import { connect as netConnect } from "node:net";
 import { after, before, describe, test } from "node:test";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
@@ -77,6 +79,39 @@ describe("one port, every protocol", () => {
       assert.ok(trailers["grpc-status-details-bin"], "rich error details are sent");
     } finally {
       session.close();
+    }
+  });
+
+  test("an h2c preface that arrives in pieces still opens an HTTP/2 session", async () => {
+    // Raw frames: the sniffed bytes must reach the HTTP/2 session intact, however they were split.
+    const socket = netConnect(server.port, "127.0.0.1");
+    await once(socket, "connect");
+    const received: Buffer[] = [];
+    socket.on("data", (chunk: Buffer) => received.push(chunk));
+    const preface = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+    const frame = (type: number, flags: number, payload: Buffer) => {
+      const header = Buffer.alloc(9);
+      header.writeUIntBE(payload.length, 0, 3);
+      header[3] = type;
+      header[4] = flags;
+      return Buffer.concat([header, payload]);
+    };
+    const SETTINGS = 0x4;
+    const PING = 0x6;
+    const opaque = Buffer.from("gh-ping!");
+    try {
+      for (const piece of [preface.subarray(0, 3), preface.subarray(3, 16), preface.subarray(16)]) {
+        socket.write(piece);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      socket.write(Buffer.concat([frame(SETTINGS, 0, Buffer.alloc(0)), frame(PING, 0, opaque)]));
+      const pingAck = Buffer.concat([Buffer.from([0, 0, 8, PING, 0x1, 0, 0, 0, 0]), opaque]);
+      for (let waited = 0; !Buffer.concat(received).includes(pingAck) && waited < 5_000; waited += 20) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      assert.ok(Buffer.concat(received).includes(pingAck), "the server acknowledged the PING, so it read the preface");
+    } finally {
+      socket.destroy();
     }
   });
 

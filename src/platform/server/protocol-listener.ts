@@ -1,12 +1,11 @@
 import { createServer as createNetServer, type Server as NetServer, type Socket } from "node:net";
-import { Duplex } from "node:stream";
 
 /** Every HTTP/2 connection without TLS begins with this preface (RFC 9113 §3.4). */
 const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 
 export interface ProtocolTargets {
   http1: { emit(event: "connection", socket: Socket): boolean };
-  http2: { emit(event: "connection", socket: Duplex): boolean };
+  http2: { emit(event: "connection", socket: Socket): boolean };
   /** How long a connection may take to send the bytes that tell its protocol, however it trickles them. */
   firstBytesTimeoutMs: number;
 }
@@ -33,44 +32,17 @@ export function createProtocolListener(targets: ProtocolTargets): NetServer {
       socket.off("data", onData);
       socket.pause();
       clearTimeout(sniffing);
+      // Both servers take the socket itself with the sniffed bytes put back: the HTTP/1 parser reads
+      // through the socket's stream, and an HTTP/2 session first feeds itself what the stream
+      // already holds, then reads the native handle directly (no JavaScript stream in between).
+      socket.unshift(received);
       if (isHttp2) {
-        targets.http2.emit("connection", replayingStream(socket, received));
+        targets.http2.emit("connection", socket);
       } else {
-        // The HTTP/1 parser reads through the socket's stream, so the bytes can simply be put back.
-        socket.unshift(received);
         targets.http1.emit("connection", socket);
         socket.resume();
       }
     };
     socket.on("data", onData);
   });
-}
-
-/**
- * The HTTP/2 session reads straight from a socket's native handle, past anything already read
- * into JavaScript; so it gets a stream that replays the sniffed bytes, then relays the socket.
- */
-function replayingStream(socket: Socket, head: Buffer): Duplex {
-  const stream = new Duplex({
-    read: () => void socket.resume(),
-    write: (chunk: Buffer, encoding, done) => void socket.write(chunk, encoding, done),
-    final: (done) => {
-      socket.end();
-      done();
-    },
-    destroy: (error, done) => {
-      socket.destroy(error ?? undefined);
-      done(error);
-    },
-  });
-  for (const name of ["remoteAddress", "remotePort", "remoteFamily", "localAddress", "localPort"] as const) {
-    Object.defineProperty(stream, name, { value: socket[name], enumerable: true });
-  }
-  stream.push(head);
-  socket.on("data", (chunk: Buffer) => {
-    if (!stream.push(chunk)) socket.pause();
-  });
-  socket.on("end", () => stream.push(null));
-  socket.on("close", () => stream.destroy());
-  return stream;
 }
