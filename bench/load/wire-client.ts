@@ -162,7 +162,7 @@ export function wireClients<A extends DescService, U extends DescService>(
   connections: number,
   auth: A,
   users: U,
-): { auth: UnaryMethods<A>; users: UnaryMethods<U> } {
+): { auth: UnaryMethods<A>; users: UnaryMethods<U>; close(): void } {
   const wire = protocol === "grpc" ? grpcWire(baseUrl) : connectJsonWire(baseUrl, connections);
-  return { auth: clientFor(auth, wire, protocol), users: clientFor(users, wire, protocol) };
+  return { auth: clientFor(auth, wire, protocol), users: clientFor(users, wire, protocol), close: () => wire.close() };
 }
