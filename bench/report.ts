@@ -200,7 +200,10 @@ export function renderMarkdown(report: BenchReport): string {
         ? ` Non-default: server env ${JSON.stringify(settings.serverEnv)}, node flags ${JSON.stringify(settings.serverFlags)}, PostgreSQL ${JSON.stringify(settings.dbSettings)}.`
         : ""),
     `Each scenario: ${settings.warmupS} s warm-up, then ${settings.durationS} s measured; seed ${String(settings.seed)}; ` +
-      `server, PostgreSQL and load generator share the ${machine.cores} cores.`,
+      `server, PostgreSQL and load generator share the ${machine.cores} cores. ` +
+      (settings.loadClient === "connect-es"
+        ? "Load: connect-es' Node client."
+        : "Load: the benchmark's wire client (Connect JSON over undici, gRPC over node:http2; bench/load/wire-client.ts)."),
     "",
     "| Scenario | Protocol | In flight | ops/s | p50 ms | p99 ms | Errors | Peak RSS MB | × ceiling | Target | Pass | CPU srv/pg/load/other |",
     "|---|---|--:|--:|--:|--:|--:|--:|--:|---|---|--:|",

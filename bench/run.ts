@@ -491,6 +491,7 @@ async function main(): Promise<number> {
       deepPageFraction: DEEP_FRACTION,
       smallUsers: settings.smallUsers,
       largeUsers: settings.largeUsers,
+      loadClient: settings.loadClient,
       serverLogLevel: settings.logLevel ?? "info (default)",
       serverEnv: settings.serverEnv,
       serverFlags: settings.serverFlags,
