@@ -2,7 +2,7 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { SessionSchema, type AuthService } from "../../gen/gatehouse/auth/v1/auth_pb.js";
-import { entityManager } from "../platform/database/request-scope.ts";
+import { callKysely } from "../platform/database/request-scope.ts";
 import { gatehouseError } from "../platform/errors/gatehouse-error.ts";
 import { observeRefresh, observeSignIn } from "../platform/observability/metrics.ts";
 import { kClient } from "../platform/server/context.ts";
@@ -11,10 +11,9 @@ import type { AuthServiceImpl, Database } from "./auth-service.ts";
 import { requireCaller } from "./caller.ts";
 import type { RefreshCookies } from "./refresh-cookie.ts";
 
-/** The call's database: its EntityManager's executor, and transactions on it. */
+/** The call's database: the pool's Kysely, and transactions on it. */
 function database(ctx: HandlerContext): Database {
-  const em = entityManager(ctx);
-  const db = em.getKysely() as Database["db"];
+  const db = callKysely(ctx) as Database["db"];
   return { db, transaction: (work) => db.transaction().execute(work) };
 }
 

@@ -3,7 +3,7 @@ import { AuthService } from "../../gen/gatehouse/auth/v1/auth_pb.js";
 import type { Clock } from "../platform/clock.ts";
 import type { Config } from "../platform/config/config.ts";
 import { gatehouseError } from "../platform/errors/gatehouse-error.ts";
-import { kEntityManager } from "../platform/server/context.ts";
+import { kKysely } from "../platform/server/context.ts";
 import { sessionEnded, type Db } from "../sessions/session-store.ts";
 import type { AccessTokens, AccessTokenClaims } from "./access-token.ts";
 import type { CallerCache } from "./caller-cache.ts";
@@ -38,9 +38,9 @@ export function createAuthenticationInterceptor(deps: AuthenticationDeps & { acc
     if (!match) throw gatehouseError("TOKEN_INVALID", "The Authorization header must be `Bearer <access token>`.");
 
     const claims = await deps.accessTokens.verify(match[1]!);
-    const em = req.contextValues.get(kEntityManager);
-    if (!em) throw new Error("the request-scope interceptor must run before authentication");
-    req.contextValues.set(kCaller, await authenticate(em.getKysely(), claims, deps));
+    const db = req.contextValues.get(kKysely);
+    if (!db) throw new Error("the request-scope interceptor must run before authentication");
+    req.contextValues.set(kCaller, await authenticate(db, claims, deps));
     return next(req);
   };
 }
