@@ -117,12 +117,8 @@ export function createApp(config: Config, logger: Logger, orm: MikroORM, options
     contextValues: (req) =>
       createContextValues()
         .set(kClient, {
-          // h2c connections reach HTTP/2 through a replaying stream (protocol-listener.ts), which holds the peer address.
           // X-Forwarded-For counts only from GATEHOUSE_TRUSTED_PROXIES (src/abuse/client-address.ts).
-          ipAddress: clientAddress(
-            req.socket.remoteAddress ?? (req.socket as { stream?: { remoteAddress?: string } }).stream?.remoteAddress ?? "",
-            req.headers["x-forwarded-for"],
-          ),
+          ipAddress: clientAddress(req.socket.remoteAddress ?? "", req.headers["x-forwarded-for"]),
           userAgent: String(req.headers["user-agent"] ?? "").slice(0, 512),
         })
         .set(kMetrics, metrics),
