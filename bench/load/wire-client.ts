@@ -122,7 +122,12 @@ function grpcWire(baseUrl: string): Wire {
         const readStatus = (fields: Record<string, unknown>) => {
           if (fields["grpc-status"] === undefined) return;
           status = String(fields["grpc-status"]);
-          message = decodeURIComponent(String(fields["grpc-message"] ?? ""));
+          const text = String(fields["grpc-message"] ?? "");
+          try {
+            message = decodeURIComponent(text);
+          } catch {
+            message = text; // not percent-encoded as the protocol asks; shown as it came
+          }
         };
         stream.on("response", (fields) => {
           const httpStatus = Number(fields[h2.HTTP2_HEADER_STATUS]);
