@@ -462,7 +462,8 @@ async function main(): Promise<number> {
   try {
     log(`PostgreSQL ${cluster.version} (${cluster.kind})`);
     // The other ceilings are measured next to the rows compared with them (smallDatabaseScenarios).
-    if (selected(settings, "listUsers")) {
+    // Wanted by any ListUsers row, including one picked alone (`--only listUsers.deep.large`).
+    if (settings.only === undefined || settings.only.some((prefix) => prefix.startsWith("listUsers") || "listUsers".startsWith(prefix))) {
       log("\nCeiling for ListUsers:");
       await echoCeilings(ctx, [{ method: "listUsers", protocol: "connect-json" }]);
     }
