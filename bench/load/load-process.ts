@@ -5,7 +5,6 @@
  */
 import { Code, ConnectError } from "@connectrpc/connect";
 import { summarise } from "../lib/stats.ts";
-import { CallFailed } from "./wire-client.ts";
 import type { FromLoad, LoadResult, LoadSpec, ToLoad } from "./load-spec.ts";
 import { clientAddresses, makeClients, makeWorker, type Worker } from "./operations.ts";
 
@@ -23,8 +22,6 @@ const toMonotonicMicros = (mark: number) => Math.round(mark * 1000 + monotonicOf
 
 function describe(error: unknown): { code: string; message: string } {
   if (error instanceof ConnectError) return { code: Code[error.code] ?? String(error.code), message: error.rawMessage };
-  // Spelled as connect-es' Code names them ("resource_exhausted" → "ResourceExhausted"), whichever client ran.
-  if (error instanceof CallFailed) return { code: error.code.replace(/(?:^|_)([a-z])/g, (_, c: string) => c.toUpperCase()), message: error.message };
   return { code: "client", message: error instanceof Error ? error.message : String(error) };
 }
 

@@ -11,17 +11,10 @@
  */
 import { connect as connectHttp2, constants as h2, type ClientHttp2Session } from "node:http2";
 import { create, fromBinary, fromJsonString, toBinary, toJsonString, type DescMessage, type DescMethodUnary, type DescService, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { codeFromHttpStatus, codeFromString } from "@connectrpc/connect/protocol-connect";
 import { Pool } from "undici";
 import type { BenchProtocol } from "./load-spec.ts";
-
-/** A call that did not succeed: the protocol's error code (e.g. "unauthenticated") and message. */
-export class CallFailed extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
-    super(message);
-    this.code = code;
-  }
-}
 
 export type CallOptions = { timeoutMs: number; headers: Record<string, string> };
 
@@ -79,17 +72,12 @@ function connectJsonWire(baseUrl: string, connections: number): Wire {
       } catch {
         // Not a Connect error body; the HTTP status says what happened.
       }
-      throw new CallFailed(typeof error.code === "string" ? error.code : `http_${res.statusCode}`, typeof error.message === "string" ? error.message : "");
+      const code = (typeof error.code === "string" ? codeFromString(error.code) : undefined) ?? codeFromHttpStatus(res.statusCode);
+      throw new ConnectError(typeof error.message === "string" ? error.message : `HTTP ${res.statusCode}`, code);
     },
     close: () => void pool.close(),
   };
 }
-
-/** gRPC status codes by number, named as Connect names them. */
-const GRPC_CODES = [
-  "ok", "canceled", "unknown", "invalid_argument", "deadline_exceeded", "not_found", "already_exists", "permission_denied",
-  "resource_exhausted", "failed_precondition", "aborted", "out_of_range", "unimplemented", "internal", "unavailable", "data_loss", "unauthenticated",
-];
 
 /**
  * gRPC unary over one HTTP/2 connection (as a backend's channel multiplexes its calls): one
@@ -131,20 +119,22 @@ function grpcWire(baseUrl: string): Wire {
         };
         stream.on("response", (fields) => {
           const httpStatus = Number(fields[h2.HTTP2_HEADER_STATUS]);
-          if (httpStatus !== 200) reject(new CallFailed(`http_${httpStatus}`, ""));
+          if (httpStatus !== 200) reject(new ConnectError(`HTTP ${httpStatus}`, codeFromHttpStatus(httpStatus)));
           readStatus(fields);
         });
         stream.on("trailers", readStatus);
         stream.on("data", (chunk: Buffer) => chunks.push(chunk));
-        stream.on("error", (error: Error) => reject(new CallFailed("unavailable", error.message)));
+        stream.on("error", (error: Error) => reject(new ConnectError(error.message, Code.Unavailable)));
         stream.on("close", () => {
           if (status !== "0") {
-            reject(new CallFailed(status === undefined ? "unknown" : (GRPC_CODES[Number(status)] ?? status), message || "no grpc-status"));
+            // gRPC status numbers are Connect's codes.
+            const code = Number(status);
+            reject(new ConnectError(message || "no grpc-status", status !== undefined && code in Code ? (code as Code) : Code.Unknown));
             return;
           }
           const frame = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
           if (frame.length < 5 || frame[0] !== 0 || frame.readUInt32BE(1) !== frame.length - 5) {
-            reject(new CallFailed("internal", "the answer is not one uncompressed gRPC message"));
+            reject(new ConnectError("the answer is not one uncompressed gRPC message", Code.Internal));
             return;
           }
           resolve(frame.subarray(5));

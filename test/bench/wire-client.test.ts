@@ -7,7 +7,8 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { AuthService } from "../../gen/gatehouse/auth/v1/auth_pb.js";
 import { UserService } from "../../gen/gatehouse/user/v1/user_pb.js";
-import { CallFailed, wireClients } from "../../bench/load/wire-client.ts";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { wireClients } from "../../bench/load/wire-client.ts";
 import { startTestServer, type TestServer } from "../support/harness.ts";
 
 const options = (headers: Record<string, string> = {}) => ({ timeoutMs: 10_000, headers });
@@ -51,16 +52,16 @@ describe("the benchmark's wire client", () => {
         () => assert.fail("GetMe without a token must fail"),
         (error: unknown) => error,
       );
-      assert.ok(unauthenticated instanceof CallFailed);
-      assert.equal(unauthenticated.code, "unauthenticated");
-      assert.ok(unauthenticated.message.length > 0);
+      assert.ok(unauthenticated instanceof ConnectError);
+      assert.equal(unauthenticated.code, Code.Unauthenticated);
+      assert.ok(unauthenticated.rawMessage.length > 0);
 
       const invalid = await clients.auth.register({ username: "x", email: "nope", password: "short" }, options()).then(
         () => assert.fail("an invalid Register must fail"),
         (error: unknown) => error,
       );
-      assert.ok(invalid instanceof CallFailed);
-      assert.equal(invalid.code, "invalid_argument");
+      assert.ok(invalid instanceof ConnectError);
+      assert.equal(invalid.code, Code.InvalidArgument);
     });
   }
 
