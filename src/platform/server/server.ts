@@ -10,6 +10,7 @@ import {
 import type { Server as NetServer, Socket, AddressInfo } from "node:net";
 import type { Config } from "../config/config.ts";
 import type { Logger } from "../observability/logger.ts";
+import { shareAbortReasons } from "./abort-reason.ts";
 import { applyCors } from "./cors.ts";
 import { respond, sendNotFound, type HttpRequest, type HttpResponse, type HttpRoute } from "./http-routes.ts";
 import { createProtocolListener } from "./protocol-listener.ts";
@@ -35,6 +36,7 @@ export interface GatehouseServer {
 const KEEP_ALIVE_TIMEOUT_MS = 5_000;
 
 export function createGatehouseServer(options: ServerOptions): GatehouseServer {
+  shareAbortReasons();
   const { logger, rpcHandler, routes } = options;
   // The defaults of GATEHOUSE_HEADERS_TIMEOUT, _REQUEST_TIMEOUT and _IDLE_TIMEOUT.
   const config = { headersTimeoutMs: 10_000, requestTimeoutMs: 60_000, idleTimeoutMs: 60_000, ...options.config };
