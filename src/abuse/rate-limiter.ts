@@ -2,7 +2,8 @@ import { sql, type Kysely, type RawBuilder } from "kysely";
 import { PREPARED } from "../platform/database/prepared-statements.ts";
 import type { Clock } from "../platform/clock.ts";
 import type { RateLimit } from "../platform/config/config.ts";
-import type { GateCarrier, StatementGate } from "../platform/database/statement-gate.ts";
+import { compiledStatement, slots } from "../platform/database/compiled-statement.ts";
+import type { GateCarrier, GateSql, StatementGate } from "../platform/database/statement-gate.ts";
 
 /**
  * A sliding-window rate limiter whose counters live in PostgreSQL (`rate_limit_windows`), so a
@@ -149,9 +150,7 @@ export function createRateLimiter(deps: { db: () => Kysely<any>; clock: Clock; m
           row = gateRow as unknown as ReservationRow;
           carried = result;
         } else {
-          const { rows } = await sql<ReservationRow>`${PREPARED}
-            with ${reservation.ctes}, ${ASYNC_COMMIT}
-            select ${reservation.columns} from ${reservation.verdict}, async_commit`.execute(db());
+          const { rows } = await standaloneReservation.execute(db(), reservation.binding);
           row = rows[0]!;
         }
         const { granted, previous, current } = readReservation(row);
@@ -239,26 +238,41 @@ function reservationGate(
 ): StatementGate {
   // A window is needed until the end of the next one, where it is the fading previous window.
   const expireTime = new Date(windowStart.getTime() + 2 * windowMs);
+  return { sql: RESERVATION_GATE, binding: reservationSlots.bind({ key, ask, limit, windowStart, previousStart, previousWeight, expireTime }) };
+}
+
+const reservationSlots = slots<{
+  key: string;
+  ask: number;
+  limit: number;
+  windowStart: Date;
+  previousStart: Date;
+  previousWeight: number;
+  expireTime: Date;
+}>();
+
+const RESERVATION_GATE: GateSql = (() => {
+  const $ = reservationSlots.$;
   const granted = (previous: RawBuilder<unknown>, current: RawBuilder<unknown>, n: RawBuilder<unknown>) => sql`
-    case when ${previous} * ${previousWeight}::float8 + ${current} + 1 <= ${limit}
-         then least(${n}, greatest(1, floor(${limit}::int - ${previous} * ${previousWeight}::float8 - ${current})::int))
+    case when ${previous} * ${$.previousWeight}::float8 + ${current} + 1 <= ${$.limit}
+         then least(${n}, greatest(1, floor(${$.limit}::int - ${previous} * ${$.previousWeight}::float8 - ${current})::int))
          else 0 end`;
   const previousHits = sql`(select hits from rate_limit_previous)`;
   const n = sql`(select n from rate_limit_ask)`;
   return {
     ctes: sql`rate_limit_previous as (
-      select coalesce((select hits from rate_limit_windows where key = ${key} and window_start = ${previousStart}), 0) as hits
+      select coalesce((select hits from rate_limit_windows where key = ${$.key} and window_start = ${$.previousStart}), 0) as hits
     ),
     rate_limit_held as materialized (
-      select hits from rate_limit_windows where key = ${key} and window_start = ${windowStart} and ${ask}::int > 1
+      select hits from rate_limit_windows where key = ${$.key} and window_start = ${$.windowStart} and ${$.ask}::int > 1
       for update
     ),
     rate_limit_ask as (
-      select case when exists (select 1 from rate_limit_held) then ${ask}::int else 1 end as n
+      select case when exists (select 1 from rate_limit_held) then ${$.ask}::int else 1 end as n
     ),
     rate_limit_reservation as (
       insert into rate_limit_windows as w (key, window_start, hits, allowed, expire_time)
-      select ${key}, ${windowStart}, ${granted(sql`p.hits`, sql`0`, sql`a.n`)}, ${granted(sql`p.hits`, sql`0`, sql`a.n`)} > 0, ${expireTime}
+      select ${$.key}, ${$.windowStart}, ${granted(sql`p.hits`, sql`0`, sql`a.n`)}, ${granted(sql`p.hits`, sql`0`, sql`a.n`)} > 0, ${$.expireTime}
       from rate_limit_previous p, rate_limit_ask a
       on conflict (key, window_start) do update
         set hits = w.hits + ${granted(previousHits, sql`w.hits`, n)},
@@ -270,7 +284,7 @@ function reservationGate(
     columns: sql`rate_limit.hits as rate_limit_hits, rate_limit.allowed as rate_limit_allowed,
       rate_limit.previous as rate_limit_previous, rate_limit.before as rate_limit_before`,
   };
-}
+})();
 
 /** The gate's columns, as a reservation reports them. */
 interface ReservationRow {
@@ -293,6 +307,13 @@ function readReservation(row: ReservationRow): { granted: number; previous: numb
  * the last fraction of a second of counts (PostgreSQL stays consistent; nothing else is affected).
  */
 const ASYNC_COMMIT = sql`async_commit as materialized (select set_config('synchronous_commit', 'off', true) as off)`;
+
+/** A reservation that no statement of the caller carries. */
+const standaloneReservation = compiledStatement<ReservationRow>(
+  () => sql`${PREPARED}
+    with ${RESERVATION_GATE.ctes}, ${ASYNC_COMMIT}
+    select ${RESERVATION_GATE.columns} from ${RESERVATION_GATE.verdict}, async_commit`,
+);
 
 /** Deletes windows that no longer count towards any limit. */
 export async function deleteExpiredRateLimitWindows(db: Kysely<any>, now: Date): Promise<number> {

@@ -1,6 +1,7 @@
 import { sql, type Kysely } from "kysely";
 import { PREPARED } from "../platform/database/prepared-statements.ts";
-import type { StatementGate } from "../platform/database/statement-gate.ts";
+import { compiledStatement, slots } from "../platform/database/compiled-statement.ts";
+import { gatedStatements, type GateSql, type StatementGate } from "../platform/database/statement-gate.ts";
 
 /**
  * Storage of sessions and refresh tokens, in plain SQL with bind parameters: these statements
@@ -121,35 +122,60 @@ export async function rotateRefreshToken(
   input: { tokenHash: Buffer; successorHash: Buffer; now: Date; lifetimes: SessionLifetimes; client: ClientInfo; gate?: StatementGate },
 ): Promise<{ rotated: RotatedSession | undefined; gateRow: Record<string, unknown> }> {
   const { tokenHash, successorHash, now, lifetimes, client, gate } = input;
-  const rotation = sql`
-    rotated as (
-      update refresh_tokens rt set rotate_time = ${now}
-      from sessions s join users u on u.id = s.user_id
-      where rt.token_hash = ${tokenHash} and rt.rotate_time is null
-        and s.id = (select session_id from refresh_tokens where token_hash = ${tokenHash})
-        and s.id = rt.session_id and s.revoke_time is null
-        and s.expire_time > ${now} and s.last_use_time > ${idleCutoff(now, lifetimes)}
-        and not u.disabled and ${gate ? gate.admits : sql`true`}
-      returning rt.session_id, u.roles
-    ), successor as (
-      insert into refresh_tokens (token_hash, session_id, create_time)
-      select ${successorHash}, session_id, ${now} from rotated
-    ), touched as (
-      update sessions set last_use_time = ${now},
-        user_agent = ${client.userAgent.slice(0, 512)}, ip_address = ${client.ipAddress.slice(0, 64)}
-      where id = (select session_id from rotated)
-      returning id, user_id, create_time, last_use_time, expire_time, user_agent, ip_address
-    )`;
-  const result = sql`select touched.*, rotated.roles from touched join rotated on rotated.session_id = touched.id`;
-  const { rows } = gate
-    ? await sql<RotatedSession>`${PREPARED}
-        with ${gate.ctes}, ${rotation}
-        select ${gate.columns}, r.* from ${gate.verdict} left join (${result}) r on true`.execute(db)
-    : await sql<RotatedSession>`${PREPARED} with ${rotation} ${result}`.execute(db);
+  const binding = rotationSlots.bind({
+    tokenHash,
+    successorHash,
+    now,
+    idleCutoff: idleCutoff(now, lifetimes),
+    userAgent: client.userAgent.slice(0, 512),
+    ipAddress: client.ipAddress.slice(0, 64),
+  });
+  const { rows } = gate ? await gatedRotation(gate.sql).execute(db, binding, gate.binding) : await plainRotation.execute(db, binding);
   const row = rows[0];
   const rotated = row && row.id !== null ? { ...toSessionRow(row), roles: row.roles } : undefined;
   return { rotated, gateRow: (row ?? {}) as unknown as Record<string, unknown> };
 }
+
+const rotationSlots = slots<{
+  tokenHash: Buffer;
+  successorHash: Buffer;
+  now: Date;
+  idleCutoff: Date;
+  userAgent: string;
+  ipAddress: string;
+}>();
+
+function rotationCtes(gate?: GateSql) {
+  const $ = rotationSlots.$;
+  return sql`
+    rotated as (
+      update refresh_tokens rt set rotate_time = ${$.now}
+      from sessions s join users u on u.id = s.user_id
+      where rt.token_hash = ${$.tokenHash} and rt.rotate_time is null
+        and s.id = (select session_id from refresh_tokens where token_hash = ${$.tokenHash})
+        and s.id = rt.session_id and s.revoke_time is null
+        and s.expire_time > ${$.now} and s.last_use_time > ${$.idleCutoff}
+        and not u.disabled and ${gate ? gate.admits : sql`true`}
+      returning rt.session_id, u.roles
+    ), successor as (
+      insert into refresh_tokens (token_hash, session_id, create_time)
+      select ${$.successorHash}, session_id, ${$.now} from rotated
+    ), touched as (
+      update sessions set last_use_time = ${$.now}, user_agent = ${$.userAgent}, ip_address = ${$.ipAddress}
+      where id = (select session_id from rotated)
+      returning id, user_id, create_time, last_use_time, expire_time, user_agent, ip_address
+    )`;
+}
+
+const ROTATION_RESULT = sql`select touched.*, rotated.roles from touched join rotated on rotated.session_id = touched.id`;
+
+const plainRotation = compiledStatement<RotatedSession>(() => sql`${PREPARED} with ${rotationCtes()} ${ROTATION_RESULT}`);
+
+const gatedRotation = gatedStatements<RotatedSession>(
+  (gate) => sql`${PREPARED}
+    with ${gate.ctes}, ${rotationCtes(gate)}
+    select ${gate.columns}, r.* from ${gate.verdict} left join (${ROTATION_RESULT}) r on true`,
+);
 
 export interface RefreshTokenState {
   session_id: string;

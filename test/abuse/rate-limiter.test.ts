@@ -4,7 +4,8 @@ import fc from "fast-check";
 import { sql } from "kysely";
 import pg from "pg";
 import { createRateLimiter, leaseCap, retryAfterMs, slidingWindow, type RateLimitDecision } from "../../src/abuse/rate-limiter.ts";
-import type { GateCarrier } from "../../src/platform/database/statement-gate.ts";
+import { slots } from "../../src/platform/database/compiled-statement.ts";
+import { gatedStatements, type GateCarrier } from "../../src/platform/database/statement-gate.ts";
 import { startSessionCleanup } from "../../src/sessions/session-cleanup.ts";
 import { loadConfig } from "../../src/platform/config/config.ts";
 import { createLogger } from "../../src/platform/observability/logger.ts";
@@ -210,16 +211,20 @@ describe("quota leases", () => {
     const limit = { limit: 2, windowMs: 60_000 };
     let carried = 0;
     // The caller's "work": a marker row, inserted only where the gate admits.
-    const carrier: GateCarrier<string> = async (gate) => {
-      carried++;
-      const marker = `carried:${carried}`;
-      const { rows } = await sql<Record<string, unknown> & { done: string | null }>`
+    const work = slots<{ marker: string; window: Date }>();
+    const statement = gatedStatements<Record<string, unknown> & { done: string | null }>(
+      (gate) => sql`
         with ${gate.ctes}, work as (
           insert into rate_limit_windows (key, window_start, hits, allowed, expire_time)
-          select ${marker}, ${window}, 0, true, ${window} where ${gate.admits}
+          select ${work.$.marker}, ${work.$.window}, 0, true, ${work.$.window} where ${gate.admits}
           returning key
         )
-        select ${gate.columns}, (select key from work) as done from ${gate.verdict}`.execute(server.gatehouse.orm.em.getConnection().getClient());
+        select ${gate.columns}, (select key from work) as done from ${gate.verdict}`,
+    );
+    const carrier: GateCarrier<string> = async (gate) => {
+      carried++;
+      const binding = work.bind({ marker: `carried:${carried}`, window });
+      const { rows } = await statement(gate.sql).execute(server.gatehouse.orm.em.getConnection().getClient(), binding, gate.binding);
       return { gateRow: rows[0]!, result: rows[0]!.done ?? "not done" };
     };
     const first = await one.limiter.consumeWithin("within:key", limit, carrier);
