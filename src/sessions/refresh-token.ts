@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from "node:crypto";
+import { hash, randomBytes } from "node:crypto";
 
 /** 256 random bits, base64url without padding: 43 characters. */
 const REFRESH_TOKEN = /^[A-Za-z0-9_-]{43}$/;
@@ -22,5 +22,5 @@ export function newRefreshToken(): NewRefreshToken {
  */
 export function hashRefreshToken(token: string): Buffer | undefined {
   if (!REFRESH_TOKEN.test(token)) return undefined;
-  return createHash("sha256").update(token, "ascii").digest();
+  return hash("sha256", token, "buffer");
 }
