@@ -71,6 +71,29 @@ describe("the gatehouse process", () => {
     assert.doesNotMatch(proc.output(), /embedded PostgreSQL/);
   });
 
+  test("a call's log line reaches standard output while the server keeps running, not only when it exits", async () => {
+    const db = await freshDatabase();
+    cleanups.push(db.drop);
+    const proc = await spawnGatehouse({ DATABASE_URL: db.url });
+    try {
+      const res = await fetch(`http://127.0.0.1:${proc.port}/gatehouse.auth.v1.AuthService/Introspect`, {
+        method: "POST",
+        headers: { "content-type": "application/json", "x-request-id": "log-line-probe" },
+        body: JSON.stringify({ token: "not-a-token" }),
+      });
+      assert.equal(res.status, 200);
+      // Lines are written in batches: a lone line goes out within LOG_FLUSH_INTERVAL_MS (200 ms).
+      const deadline = Date.now() + 5_000;
+      while (!/"requestId":"log-line-probe"[^\n]*"msg":"call"/.test(proc.output()) && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      assert.match(proc.output(), /"requestId":"log-line-probe","procedure":"gatehouse.auth.v1.AuthService\/Introspect"[^\n]*"code":"ok"/);
+      assert.equal(proc.child.exitCode, null, "the server is still running");
+    } finally {
+      assert.equal(await proc.stop(), 0);
+    }
+  });
+
   test("`migrate` applies the migrations and is idempotent", async () => {
     const db = await freshDatabase();
     cleanups.push(db.drop);

@@ -21,7 +21,11 @@ export function spawnGatehouse(env: Record<string, string>, cwd?: string): Promi
   let output = "";
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`gatehouse did not start:\n${output}`)), 60_000);
+    const timer = setTimeout(() => {
+      // A server that never said it serves must not outlive the test (its pipes would keep the run waiting).
+      child.kill("SIGKILL");
+      reject(new Error(`gatehouse did not start:\n${output}`));
+    }, 60_000);
     const onData = (chunk: Buffer) => {
       output += chunk.toString("utf8");
       const match = /"port":(\d+),[^\n]*"msg":"Gatehouse is serving"/.exec(output);
