@@ -83,11 +83,8 @@ describe("the gatehouse process", () => {
       });
       assert.equal(res.status, 200);
       // Lines are written in batches: a lone line goes out within LOG_FLUSH_INTERVAL_MS (200 ms).
-      const deadline = Date.now() + 5_000;
-      while (!/"requestId":"log-line-probe"[^\n]*"msg":"call"/.test(proc.output()) && Date.now() < deadline) {
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
-      assert.match(proc.output(), /"requestId":"log-line-probe","procedure":"gatehouse.auth.v1.AuthService\/Introspect"[^\n]*"code":"ok"/);
+      const output = await proc.outputMatching(/"requestId":"log-line-probe"/);
+      assert.match(output, /"requestId":"log-line-probe","procedure":"gatehouse.auth.v1.AuthService\/Introspect"[^\n]*"code":"ok"/);
       assert.equal(proc.child.exitCode, null, "the server is still running");
     } finally {
       assert.equal(await proc.stop(), 0);

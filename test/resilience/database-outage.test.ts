@@ -200,7 +200,7 @@ describe("database outages", () => {
           if (ready !== 200) await sleep(100);
         }
         assert.equal(ready, 200, "ready once the database is there, without a restart");
-        assert.match(proc.output(), /database reached: Gatehouse is ready/);
+        assert.match(await proc.outputMatching(/database reached: Gatehouse is ready/), /database reached: Gatehouse is ready/);
         // Migrated, and the bootstrap admin exists: it signs in.
         const login = await fetch(`${base}/gatehouse.auth.v1.AuthService/Login`, {
           method: "POST",

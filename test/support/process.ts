@@ -7,6 +7,11 @@ export interface ServingProcess {
   readonly child: ChildProcess;
   readonly port: number;
   readonly output: () => string;
+  /**
+   * Resolves with the output once it matches `pattern`. A running server writes its log lines in
+   * batches (up to 200 ms late), so a line about something that just happened is waited for.
+   */
+  outputMatching(pattern: RegExp, timeoutMs?: number): Promise<string>;
   /** Sends a signal and resolves with the exit code. */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
@@ -35,6 +40,11 @@ export function spawnGatehouse(env: Record<string, string>, cwd?: string): Promi
           child,
           port: Number(match[1]),
           output: () => output,
+          outputMatching: async (pattern, timeoutMs = 5_000) => {
+            const deadline = Date.now() + timeoutMs;
+            while (!pattern.test(output) && Date.now() < deadline) await new Promise((wake) => setTimeout(wake, 25));
+            return output;
+          },
           stop: (signal = "SIGTERM") => {
             child.kill(signal);
             return exited;
