@@ -91,7 +91,8 @@ export interface Runtime {
 /**
  * The runtime settings of package.json's "start" script (`[NAME=value …] [exec] node [--flag …]
  * src/main.ts serve`), so the benchmark measures the server as `npm start` runs it — and gives
- * its ceilings the same, so ratios to them compare like with like. The Dockerfile repeats them.
+ * its ceilings the same, so ratios to them compare like with like. The Dockerfile repeats them;
+ * test/platform/runtime-settings.test.ts keeps the two the same.
  */
 export function gatehouseRuntime(): Runtime {
   const script = (JSON.parse(readFileSync(join(REPO_ROOT, "package.json"), "utf8")) as { scripts?: Record<string, string> }).scripts?.start ?? "";
