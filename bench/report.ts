@@ -1,7 +1,7 @@
 import type { Argon2CeilingResult } from "./ceilings/argon2-ceiling.ts";
 import type { CpuUse } from "./lib/cpu.ts";
 import type { Machine } from "./lib/machine.ts";
-import type { ProfileSummary } from "./lib/profile.ts";
+import type { AllocationSummary, ProfileSummary } from "./lib/profile.ts";
 import { round } from "./lib/stats.ts";
 import type { BenchProtocol, LoadResult } from "./load/load-spec.ts";
 
@@ -92,7 +92,7 @@ export function buildRows(report: BenchReport): Row[] {
   }
 
   for (const m of report.measurements) {
-    if (m.id.startsWith("profile.")) continue;
+    if (m.id.startsWith("profile.") || m.id.startsWith("allocation.")) continue;
     const r = m.result;
     const [kind, variant] = m.id.split(".") as [string, string | undefined];
     const isCeiling = kind === "ceiling";
@@ -266,6 +266,22 @@ export function renderProfiles(profiles: ProfileSummary[]): string {
       "|---|--:|--:|",
       ...p.topInclusiveSrc.map((f) => `| \`${f.frame}\` | ${f.ms} | ${round(f.pct)} |`),
     );
+    if (p.allocation) lines.push("", ...renderAllocation(p.allocation));
   }
   return lines.join("\n");
+}
+
+function renderAllocation(a: AllocationSummary): string[] {
+  const kb = (bytes: number) => (bytes / 1024).toFixed(1);
+  return [
+    `Allocated: **${kb(a.bytesPerCall)} KB per call** over ${a.calls.toLocaleString("en")} calls (a separate run under V8's sampling heap profiler, freed objects included).`,
+    "",
+    "| Allocated by (component) | KB per call |",
+    "|---|--:|",
+    ...a.byComponent.map((f) => `| \`${f.frame}\` | ${kb(f.bytesPerCall)} |`),
+    "",
+    "| Nearest Gatehouse function on the stack | KB per call |",
+    "|---|--:|",
+    ...a.bySrcFunction.map((f) => `| \`${f.frame}\` | ${kb(f.bytesPerCall)} |`),
+  ];
 }

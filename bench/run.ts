@@ -9,6 +9,7 @@ import { fork } from "node:child_process";
 import { execFileSync } from "node:child_process";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
+import { pathToFileURL } from "node:url";
 import { join, resolve } from "node:path";
 import { SEED_PASSWORD } from "../src/cli/seed.ts";
 import type { Argon2CeilingResult, Argon2CeilingSpec } from "./ceilings/argon2-ceiling.ts";
@@ -16,7 +17,7 @@ import { cpuSince, cpuSnapshot, waitForQuiet, type CpuUse } from "./lib/cpu.ts";
 import { openCluster, seedUsers, type Cluster } from "./lib/database.ts";
 import { describeMachine } from "./lib/machine.ts";
 import { exited, gatehouseRuntime, REPO_ROOT, runLoads, startServer, terminate, type ServerProcess } from "./lib/processes.ts";
-import { summariseProfile, type ProfileSummary } from "./lib/profile.ts";
+import { summariseAllocation, summariseProfile, type ProfileSummary } from "./lib/profile.ts";
 import { defaultHashConcurrency } from "../src/platform/config/config.ts";
 import { BENCH_USAGE, BenchUsageError, parseSettings, type Settings } from "./lib/settings.ts";
 import type { BenchProtocol, Credentials, LoadSpec, Operation } from "./load/load-spec.ts";
@@ -106,7 +107,13 @@ async function quiet(ctx: Context, what: string): Promise<void> {
  * When processes outside the benchmark took CPU during the measurement, it is run again (up to
  * --retries times) and the least disturbed attempt is kept.
  */
-async function measure(ctx: Context, instances: number, watched: number[], parts: { id: string; title: string; spec: LoadSpec }[]): Promise<Measurement[]> {
+async function measure(
+  ctx: Context,
+  instances: number,
+  watched: number[],
+  parts: { id: string; title: string; spec: LoadSpec }[],
+  window?: { start(): void; end(): void },
+): Promise<Measurement[]> {
   const what = parts.map((part) => part.id).join(" + ");
   let best: Awaited<ReturnType<typeof runLoads>> | undefined;
   const disturbed: Measurement["disturbedAttempts"] = [];
@@ -115,6 +122,7 @@ async function measure(ctx: Context, instances: number, watched: number[], parts
     const run = await runLoads(
       parts.map((part) => ({ ...part.spec, attempt })),
       watched,
+      window,
     );
     const record = (r: typeof run) => ({ otherCores: r.cpu.otherCores, ioFullPct: r.cpu.ioFullPct, throughput: r.results[0]!.throughput });
     if (best && disturbance(run.cpu) >= disturbance(best.cpu)) {
@@ -242,6 +250,7 @@ async function withServers<T>(
   count: number,
   work: (servers: ServerProcess[]) => Promise<T>,
   nodeFlags: string[] = [],
+  env: Record<string, string> = {},
 ): Promise<T> {
   const servers: ServerProcess[] = [];
   try {
@@ -252,7 +261,7 @@ async function withServers<T>(
           name: `${name}-${i + 1}`,
           databaseUrl,
           logDir: ctx.workDir,
-          env: ctx.serverEnv,
+          env: { ...ctx.serverEnv, ...env },
           nodeFlags: [...ctx.settings.serverFlags, ...nodeFlags],
         }),
       );
@@ -301,13 +310,29 @@ async function smallDatabaseScenarios(ctx: Context, cluster: Cluster, seeding: B
   log(`  ${seeded.output}`);
 
   const users = { usernamePrefix: SMALL_PREFIX, userCount: settings.smallUsers, password: SEED_PASSWORD };
-  const run = async (id: string, profileDir?: string) => {
+  /**
+   * One scenario. With `profile`, its server runs under the CPU profiler, or with the allocation
+   * sampler (bench/lib/allocation-sampler.ts), which the measured window switches on and off.
+   */
+  const run = async (id: string, profile?: { dir: string; of: "cpu" | "allocation" }) => {
     const [kind, variant] = id.split(".") as [string, string];
-    const nodeFlags = profileDir ? ["--cpu-prof", "--cpu-prof-dir", profileDir, "--cpu-prof-name", `${id}.cpuprofile`] : [];
+    const nodeFlags =
+      profile?.of === "cpu"
+        ? ["--cpu-prof", "--cpu-prof-dir", profile.dir, "--cpu-prof-name", `${id}.cpuprofile`]
+        : profile?.of === "allocation"
+          ? [`--import=${pathToFileURL(join(REPO_ROOT, "bench", "lib", "allocation-sampler.ts")).href}`]
+          : [];
+    const env: Record<string, string> = profile?.of === "allocation" ? { GATEHOUSE_BENCH_ALLOCATION_FILE: join(profile.dir, `${id}.allocation.json`) } : {};
     const instances = kind === "flood" ? Number(variant) : 1;
-    return withServers(ctx, profileDir ? `profile-${id}` : id, url, instances, async (servers) => {
+    // Rows measured under a profiler are reported apart from the table (report.ts).
+    const rowId = profile ? `${profile.of === "cpu" ? "profile" : "allocation"}.${id}` : id;
+    return withServers(ctx, profile ? `${profile.of === "cpu" ? "profile" : "allocation"}-${id}` : id, url, instances, async (servers) => {
       const targets = servers.map((s) => s.baseUrl);
       const pids = servers.map((s) => s.pid);
+      const signal = () => {
+        for (const pid of pids) process.kill(pid, "SIGUSR2");
+      };
+      const window = profile?.of === "allocation" ? { start: signal, end: signal } : undefined;
       const protocol = (variant === "grpc" ? "grpc" : "connect-json") as BenchProtocol;
       switch (kind) {
         case "listUsers": {
@@ -321,9 +346,13 @@ async function smallDatabaseScenarios(ctx: Context, cluster: Cluster, seeding: B
           ]);
         }
         case "login":
-          return measure(ctx, 1, pids, [
-            { id: profileDir ? `profile.${id}` : id, title: "Login", spec: spec(ctx, id, targets, protocol, { kind: "login", ...users }, concurrencyOf(ctx, "login")) },
-          ]);
+          return measure(
+            ctx,
+            1,
+            pids,
+            [{ id: rowId, title: "Login", spec: spec(ctx, id, targets, protocol, { kind: "login", ...users }, concurrencyOf(ctx, "login")) }],
+            window,
+          );
         case "register":
           return measure(ctx, 1, pids, [
             {
@@ -336,9 +365,13 @@ async function smallDatabaseScenarios(ctx: Context, cluster: Cluster, seeding: B
         case "getMe":
         case "introspect": {
           const title = { refresh: "Refresh (rotation chain)", getMe: "GetMe", introspect: "Introspect" }[kind];
-          return measure(ctx, 1, pids, [
-            { id: profileDir ? `profile.${id}` : id, title, spec: spec(ctx, id, targets, protocol, { kind, users }, concurrencyOf(ctx, kind)) },
-          ]);
+          return measure(
+            ctx,
+            1,
+            pids,
+            [{ id: rowId, title, spec: spec(ctx, id, targets, protocol, { kind, users }, concurrencyOf(ctx, kind)) }],
+            window,
+          );
         }
         case "flood": {
           const where = `${instances} instance${instances > 1 ? "s" : ""}`;
@@ -359,7 +392,7 @@ async function smallDatabaseScenarios(ctx: Context, cluster: Cluster, seeding: B
         default:
           throw new Error(`unknown scenario ${id}`);
       }
-    }, nodeFlags);
+    }, nodeFlags, env);
   };
 
   log(`\nGatehouse, ${settings.smallUsers.toLocaleString("en")} users, each row after the ceiling it is compared with:`);
@@ -376,12 +409,14 @@ async function smallDatabaseScenarios(ctx: Context, cluster: Cluster, seeding: B
   if (profiled.length > 0) {
     const profileDir = resolve(settings.outDir, "profiles");
     await mkdir(profileDir, { recursive: true });
-    log(`\nProfiling (node --cpu-prof on the server; profiles in ${profileDir}):`);
+    log(`\nProfiling (node --cpu-prof on the server, then a run with the allocation sampler; profiles in ${profileDir}):`);
     for (const id of profiled) {
-      const [measured] = await run(id, profileDir);
+      const [measured] = await run(id, { dir: profileDir, of: "cpu" });
       // The server wrote its profile on exit; keep only the measured window.
       const summary = await summariseProfile(join(profileDir, `${id}.cpuprofile`), measured!.result.windowMicros);
-      ctx.profiles.push({ ...summary, id, title: `${measured!.title} over ${measured!.protocol}`, throughput: measured!.result.throughput });
+      await run(id, { dir: profileDir, of: "allocation" });
+      const allocation = await summariseAllocation(join(profileDir, `${id}.allocation.json`));
+      ctx.profiles.push({ ...summary, allocation, id, title: `${measured!.title} over ${measured!.protocol}`, throughput: measured!.result.throughput });
     }
   }
 }

@@ -220,19 +220,34 @@ export function forkLoad(spec: LoadSpec): LoadProcess {
  * Runs load processes together: all set up, then all start at once; the peak RSS of each watched
  * process and the machine's CPU use are taken over the run (setup excluded).
  */
-export async function runLoads(specs: LoadSpec[], watched: number[]): Promise<{ results: LoadResult[]; peakRss: number[]; cpu: CpuUse }> {
+export async function runLoads(
+  specs: LoadSpec[],
+  watched: number[],
+  /** Called when the warm-up is over and when the loads have finished (e.g. to bracket a profile). */
+  window?: { start(): void; end(): void },
+): Promise<{ results: LoadResult[]; peakRss: number[]; cpu: CpuUse }> {
   const loads = specs.map(forkLoad);
+  let warmedUp: NodeJS.Timeout | undefined;
   try {
     await Promise.all(loads.map((load) => load.ready));
     const meters = watched.map((pid) => new PeakRss(pid));
     for (const meter of meters) meter.start();
     const cpuStart = cpuSnapshot();
     for (const load of loads) load.start();
+    let windowStarted = false;
+    if (window) {
+      warmedUp = setTimeout(() => {
+        windowStarted = true;
+        window.start();
+      }, Math.max(...specs.map((spec) => spec.warmupMs)));
+    }
     const results = await Promise.all(loads.map((load) => load.result));
+    if (windowStarted) window!.end();
     const cpu = cpuSince(cpuStart, cpuSnapshot(), { servers: watched });
     cpu.loadCores = Math.round(results.reduce((sum, result) => sum + result.cpuCores, 0) * 100) / 100;
     return { results, peakRss: meters.map((meter) => meter.stop()), cpu };
   } finally {
+    clearTimeout(warmedUp);
     for (const load of loads) {
       if (load.child.exitCode === null && load.child.signalCode === null) load.child.kill("SIGKILL");
     }

@@ -28,6 +28,22 @@ export interface ProfileSummary {
   byComponent: FrameTime[];
   /** Gatehouse's own functions (src/) by inclusive time: where its time goes, callees included. */
   topInclusiveSrc: FrameTime[];
+  /** Memory allocated per call over the same kind of window, from a separate sampling (allocation-sampler.ts). */
+  allocation?: AllocationSummary;
+}
+
+export interface AllocationShare {
+  readonly frame: string;
+  readonly bytesPerCall: number;
+}
+
+export interface AllocationSummary {
+  readonly calls: number;
+  readonly bytesPerCall: number;
+  /** By the component of the function that allocated (as for CPU time). */
+  readonly byComponent: AllocationShare[];
+  /** By the nearest Gatehouse (src/) function on the allocating stack: what Gatehouse code made, itself or through a library. */
+  readonly bySrcFunction: AllocationShare[];
 }
 
 const ROOT = new URL("../../", import.meta.url).href;
@@ -135,4 +151,48 @@ export async function summariseProfile(file: string, windowMicros: readonly [num
     byComponent: ranked(components, top),
     topInclusiveSrc: ranked(inclusive, top),
   };
+}
+
+/** The parts of a V8 sampling heap profile this summary reads. */
+interface SamplingHeapProfile {
+  head: SamplingHeapNode;
+  samples: { size: number; nodeId: number }[];
+}
+interface SamplingHeapNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  children: SamplingHeapNode[];
+}
+
+/** Bytes allocated per call, in all and by where, from a file that allocation-sampler.ts wrote. */
+export async function summariseAllocation(file: string, top = 10): Promise<AllocationSummary> {
+  const { calls, profile } = JSON.parse(await readFile(file, "utf8")) as { calls: number; profile: SamplingHeapProfile };
+  const sizeOf = new Map<number, number>();
+  for (const sample of profile.samples) sizeOf.set(sample.nodeId, (sizeOf.get(sample.nodeId) ?? 0) + sample.size);
+  const frame = ({ functionName, url, lineNumber }: SamplingHeapNode["callFrame"]) =>
+    `${functionName || "(anonymous)"}${url ? ` ${shortUrl(url)}:${lineNumber + 1}` : ""}`;
+
+  let total = 0;
+  const byComponent = new Map<string, number>();
+  const bySrc = new Map<string, number>();
+  const add = (map: Map<string, number>, key: string, bytes: number) => map.set(key, (map.get(key) ?? 0) + bytes);
+  const walk = (node: SamplingHeapNode, nearestSrc: string | undefined) => {
+    const src = shortUrl(node.callFrame.url).startsWith("src/") ? frame(node.callFrame) : nearestSrc;
+    const bytes = sizeOf.get(node.id) ?? 0;
+    if (bytes > 0) {
+      total += bytes;
+      add(byComponent, componentOf(node.callFrame.url, node.callFrame.functionName), bytes);
+      add(bySrc, src ?? "(no Gatehouse function on the stack)", bytes);
+    }
+    for (const child of node.children) walk(child, src);
+  };
+  walk(profile.head, undefined);
+
+  const perCall = (bytes: number) => (calls > 0 ? Math.round(bytes / calls) : 0);
+  const ranked = (map: Map<string, number>) =>
+    [...map]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, top)
+      .map(([key, bytes]) => ({ frame: key, bytesPerCall: perCall(bytes) }));
+  return { calls, bytesPerCall: perCall(total), byComponent: ranked(byComponent), bySrcFunction: ranked(bySrc) };
 }
