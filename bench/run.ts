@@ -325,8 +325,9 @@ async function smallDatabaseScenarios(ctx: Context, cluster: Cluster, seeding: B
     const env: Record<string, string> = profile?.of === "allocation" ? { GATEHOUSE_BENCH_ALLOCATION_FILE: join(profile.dir, `${id}.allocation.json`) } : {};
     const instances = kind === "flood" ? Number(variant) : 1;
     // Rows measured under a profiler are reported apart from the table (report.ts).
-    const rowId = profile ? `${profile.of === "cpu" ? "profile" : "allocation"}.${id}` : id;
-    return withServers(ctx, profile ? `${profile.of === "cpu" ? "profile" : "allocation"}-${id}` : id, url, instances, async (servers) => {
+    const tag = profile && (profile.of === "cpu" ? "profile" : "allocation");
+    const rowId = tag ? `${tag}.${id}` : id;
+    return withServers(ctx, tag ? `${tag}-${id}` : id, url, instances, async (servers) => {
       const targets = servers.map((s) => s.baseUrl);
       const pids = servers.map((s) => s.pid);
       const signal = () => {
