@@ -52,17 +52,7 @@ export const LOG_FLUSH_INTERVAL_MS = 200;
  * synchronously when the process exits.
  */
 export function asyncStdout(): pino.DestinationStream {
-  const stream = pino.destination({ dest: 1, sync: false, minLength: 4096 });
-  const timer = setInterval(() => {
-    try {
-      stream.flush();
-    } catch {
-      // Destroyed while exiting: what it held was flushed synchronously then.
-    }
-  }, LOG_FLUSH_INTERVAL_MS);
-  timer.unref();
-  stream.once("close", () => clearInterval(timer));
-  return stream;
+  return pino.destination({ dest: 1, sync: false, minLength: 4096, periodicFlush: LOG_FLUSH_INTERVAL_MS });
 }
 
 /** Resolves once every line logged so far is written (before exiting, so lines keep their order). */
