@@ -30,9 +30,10 @@ import { createRequestLogInterceptor } from "./platform/observability/request-lo
 import { createCallDeadlineInterceptor } from "./platform/server/call-deadline.ts";
 import { kClient } from "./platform/server/context.ts";
 import { createHealthRoutes, isDatabaseReachable } from "./platform/server/health-routes.ts";
-import { sendNotFound } from "./platform/server/http-routes.ts";
+import { sendNotFound, type HttpRequest } from "./platform/server/http-routes.ts";
+import { createGrpcUnaryHandler, serviceSpec } from "./platform/server/grpc-unary.ts";
 import { createNoStoreInterceptor } from "./platform/server/no-store.ts";
-import { answerUndecodableRequestsAsInvalid } from "./platform/server/decoding-errors.ts";
+import { answerDecodingError, answerUndecodableRequestsAsInvalid, rejectedHandlerAnswer } from "./platform/server/decoding-errors.ts";
 import { createGatehouseServer, type GatehouseServer } from "./platform/server/server.ts";
 import { startSessionCleanup } from "./sessions/session-cleanup.ts";
 import type { Db } from "./sessions/session-store.ts";
@@ -91,38 +92,53 @@ export function createApp(config: Config, logger: Logger, orm: MikroORM, options
     metrics.registerCallerCache(() => ({ hits: callerCache.hits, misses: callerCache.misses, entries: callerCache.size, listening: listener.listening }));
   }
 
-  const rpcHandler = connectNodeAdapter({
+  const auth = createAuthHandler(authService, createRefreshCookies(config));
+  const users = createUserHandler({ config, passwordHasher: hasher, clock });
+  const interceptors = [
+    metrics.interceptor,
+    createRequestLogInterceptor(logger),
+    createNoStoreInterceptor(),
+    createErrorInterceptor(logger),
+    readiness.interceptor,
+    createCallDeadlineInterceptor(config.maxCallTimeoutMs),
+    createRequestScopeInterceptor(orm),
+    ...(listener ? [createCallerStateSyncInterceptor(listener.catchUp)] : []),
+    createAuthenticationInterceptor({ accessTokens, clock, config, callerCache }),
+    createValidateInterceptor(),
+  ];
+  const contextValues = (req: HttpRequest) =>
+    createContextValues()
+      .set(kClient, {
+        // X-Forwarded-For counts only from GATEHOUSE_TRUSTED_PROXIES (src/abuse/client-address.ts).
+        ipAddress: clientAddress(req.socket.remoteAddress ?? "", req.headers["x-forwarded-for"]),
+        userAgent: String(req.headers["user-agent"] ?? "").slice(0, 512),
+      })
+      .set(kMetrics, metrics);
+  const connectHandler = connectNodeAdapter({
     routes: (router) => {
-      router.service(AuthService, createAuthHandler(authService, createRefreshCookies(config)));
-      router.service(UserService, createUserHandler({ config, passwordHasher: hasher, clock }));
+      router.service(AuthService, auth);
+      router.service(UserService, users);
       answerUndecodableRequestsAsInvalid(router, logger);
     },
-    interceptors: [
-      metrics.interceptor,
-      createRequestLogInterceptor(logger),
-      createNoStoreInterceptor(),
-      createErrorInterceptor(logger),
-      readiness.interceptor,
-      createCallDeadlineInterceptor(config.maxCallTimeoutMs),
-      createRequestScopeInterceptor(orm),
-      ...(listener ? [createCallerStateSyncInterceptor(listener.catchUp)] : []),
-      createAuthenticationInterceptor({ accessTokens, clock, config, callerCache }),
-      createValidateInterceptor(),
-    ],
+    interceptors,
     // Checked before parsing, and for compressed bodies against their inflated size.
     readMaxBytes: config.maxRequestBytes,
     // No maxTimeoutMs here: Connect would refuse a longer client deadline with invalid_argument;
     // the deadline interceptor caps it at maxCallTimeoutMs instead.
     jsonOptions: JSON_OPTIONS,
-    contextValues: (req) =>
-      createContextValues()
-        .set(kClient, {
-          // X-Forwarded-For counts only from GATEHOUSE_TRUSTED_PROXIES (src/abuse/client-address.ts).
-          ipAddress: clientAddress(req.socket.remoteAddress ?? "", req.headers["x-forwarded-for"]),
-          userAgent: String(req.headers["user-agent"] ?? "").slice(0, 512),
-        })
-        .set(kMetrics, metrics),
+    contextValues,
     fallback: sendNotFound,
+  });
+  // Plain unary gRPC calls skip connect-es' streaming pipeline; everything else is connect-es'.
+  const rpcHandler = createGrpcUnaryHandler({
+    services: [serviceSpec(AuthService, auth), serviceSpec(UserService, users)],
+    interceptors,
+    readMaxBytes: config.maxRequestBytes,
+    contextValues,
+    answerDecodingError,
+    answerRejected: (error, procedure) => rejectedHandlerAnswer(error, logger, procedure),
+    logger,
+    fallback: connectHandler,
   });
 
   // gRPC health and reflection sit in front of the API on their own router: public by nature,

@@ -29,6 +29,26 @@ function callerFault(message: string): ConnectError | undefined {
 }
 
 /**
+ * What the caller is told for an error connect-es raised while decoding a request: the
+ * VALIDATION_FAILED error for the caller's own faults (CALLER_FAULTS), the error itself otherwise.
+ */
+export function answerDecodingError(error: ConnectError): ConnectError {
+  const fault = error.code === Code.Internal || error.code === Code.Unimplemented ? callerFault(error.rawMessage) : undefined;
+  return fault ?? error;
+}
+
+/**
+ * The answer for a handler that rejected instead of answering: a message from the request that
+ * is not valid Unicode (it cannot travel in a gRPC trailer) is the caller's fault; anything else
+ * is ours, logged, and answered like any internal error.
+ */
+export function rejectedHandlerAnswer(error: unknown, logger: Logger, procedure: string): ConnectError {
+  if (error instanceof URIError) return gatehouseError("VALIDATION_FAILED", "The request holds text that is not valid Unicode.");
+  logger.error({ err: error, procedure }, "handler failed before answering");
+  return new ConnectError("Something went wrong on our side; the error was logged.", Code.Internal);
+}
+
+/**
  * Two ways connect-es 2.2 mishandles a request it cannot decode, both of which happen before any
  * interceptor runs, so the one place to correct them is around each handler of the router:
  *
@@ -51,13 +71,7 @@ export function answerUndecodableRequestsAsInvalid(router: ConnectRouter, logger
       try {
         res = await handler(req);
       } catch (error) {
-        if (!(error instanceof URIError)) logger.error({ err: error, procedure: handler.requestPath }, "handler failed before answering");
-        // Anything else that makes a handler reject is ours: logged, and answered like any internal error.
-        const answer =
-          error instanceof URIError
-            ? gatehouseError("VALIDATION_FAILED", "The request holds text that is not valid Unicode.")
-            : new ConnectError("Something went wrong on our side; the error was logged.", Code.Internal);
-        return errorAnswer(req.header.get("content-type") ?? "", answer);
+        return errorAnswer(req.header.get("content-type") ?? "", rejectedHandlerAnswer(error, logger, handler.requestPath));
       }
       return rewrite(res);
     };
