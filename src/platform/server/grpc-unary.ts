@@ -59,7 +59,7 @@ export interface GrpcUnaryOptions {
 
 /** A service and its implementation, typed as `router.service` takes them. */
 export function serviceSpec<S extends DescService>(service: S, implementation: Partial<ServiceImpl<S>>): ServiceImplSpec {
-  // connect-es types createServiceImplSpec for any service; the pairing is checked above.
+  // connect-es types createServiceImplSpec for any service; this signature checks the pairing.
   return createServiceImplSpec(service, implementation as Partial<ServiceImpl<DescService>>);
 }
 
