@@ -362,15 +362,21 @@ export function createAuthService(deps: AuthDeps) {
     },
 
     /** RFC 7662 in spirit: anything that would not authenticate a call is simply not active. */
+    /**
+     * Only answers of `active: false` count against the caller's address. A resource server that
+     * introspects its users' tokens calls from one address, as often as it is called itself; a
+     * valid token costs no more than a GetMe with it, which is not limited either. The limit is for
+     * a caller sending tokens that do not work: guessing, replaying, flooding with junk.
+     */
     async introspect(database: Database, token: string, client: ClientInfo): Promise<Introspection> {
-      await abuse.limitCall("introspect", client.ipAddress);
       try {
         const claims = await deps.accessTokens.verify(token);
         const caller = await authenticate(database.db, claims, deps);
         return { active: true, userId: caller.userId, sessionId: caller.sessionId, roles: caller.roles, expireTime: claims.expireTime };
       } catch (error) {
-        if (error instanceof ConnectError && error.code === Code.Unauthenticated) return { active: false };
-        throw error;
+        if (!(error instanceof ConnectError && error.code === Code.Unauthenticated)) throw error;
+        await abuse.limitCall("introspect", client.ipAddress);
+        return { active: false };
       }
     },
   };

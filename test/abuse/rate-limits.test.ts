@@ -116,11 +116,22 @@ describe("per-address rate limits on Register, Login, Refresh and Introspect", (
     for (const text of statements) assert.match(text, /rate_limit_windows[\s\S]*refresh_tokens/);
   });
 
-  test("Introspect: limited per address, whether the token is valid or not", async () => {
+  test("Introspect: answers of active=false are limited per address; a valid token is answered however often it is asked", async () => {
     const user = await newUser(server, "in");
+    const ip = "198.51.100.5";
+    const active = async () => (await server.auth().introspect({ token: user.tokens.accessToken }, from(ip))).active;
+    // A resource server checking its users' tokens: far past the limit of 3, never refused.
+    for (let i = 0; i < 10; i++) assert.equal(await active(), true, `valid call ${i + 1}`);
+    // Tokens that do not work (junk, then a token of a session that ended) use up the address's budget.
+    const other = await newUser(server, "in");
+    await server.auth().logout({}, from(uniqueAddress(), other.tokens.accessToken));
+    const inactive = ["garbage", other.tokens.accessToken, "garbage"];
     let i = 0;
-    const introspect = (ip: string) => outcomeOf(server.auth().introspect({ token: i++ % 2 ? user.tokens.accessToken : "garbage" }, from(ip)));
-    await exhaust(3, introspect, "198.51.100.5");
+    const refused = await exhaust(3, (address) => outcomeOf(server.auth().introspect({ token: inactive[i++ % 3]! }, from(address))), ip);
+    assert.equal(await active(), true, "a limited address still gets answers for valid tokens");
+    assert.equal((await outcomeOf(server.auth().introspect({ token: "garbage" }, from(uniqueAddress())))).reason, "ok", "another address is not affected");
+    clock.advance(refused.retryAfterMs!);
+    assert.equal((await outcomeOf(server.auth().introspect({ token: "garbage" }, from(ip)))).reason, "ok", "after the delay it was told");
   });
 
   test("plain JSON sees 429 with Retry-After and a RetryInfo detail", async () => {
