@@ -31,9 +31,7 @@ export async function openCluster(workDir: string): Promise<Cluster> {
         await adminQuery(adminUrl, `ALTER DATABASE "${name}" SET ${setting} = '${value.replaceAll("'", "''")}'`);
       }
       created.push(name);
-      const url = new URL(adminUrl);
-      url.pathname = `/${name}`;
-      return url.toString();
+      return withDatabase(adminUrl, name);
     },
     async stop() {
       // On someone else's server, leave nothing behind; the embedded cluster goes with its folder.
@@ -41,6 +39,18 @@ export async function openCluster(workDir: string): Promise<Cluster> {
       await embedded?.stop();
     },
   };
+}
+
+/**
+ * `url` leading to database `name` instead: only the path changes, so everything else the URL
+ * says (`?host=/socket/dir`, `sslmode`, …) still counts. WHATWG's URL cannot be used here: it
+ * refuses a URL without a host (`postgres://user@/db?host=/var/run/postgresql`), which pg and
+ * Gatehouse accept.
+ */
+export function withDatabase(url: string, name: string): string {
+  const parts = /^(postgres(?:ql)?:\/\/[^/?#]*)(?:\/[^?#]*)?(.*)$/s.exec(url);
+  if (!parts) throw new Error("DATABASE_URL is not a postgres:// or postgresql:// URL");
+  return `${parts[1]}/${encodeURIComponent(name)}${parts[2]}`;
 }
 
 async function adminQuery(url: string, text: string): Promise<Record<string, unknown>[]> {
