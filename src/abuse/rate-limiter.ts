@@ -27,6 +27,9 @@ import type { GateCarrier, GateSql, StatementGate } from "../platform/database/s
  * `leaseCap` (limit/16, at most 64). Concurrent calls of one key on one instance wait for the
  * reservation in flight instead of each making their own.
  *
+ * A refusal is remembered for the delay it gave, so a key over its limit is refused from memory
+ * meanwhile: a flood from one address costs no database work once it is refused.
+ *
  * The trade-off: slots leased but not used still count against the key in the database until
  * their window has faded (the end of the next one), so a key may be refused a little before
  * `limit` calls really happened — by fewer than `leaseCap` per instance holding a lease — but is
@@ -95,6 +98,12 @@ interface Lease {
   validFrom: number;
   nextAsk: number;
   reserving?: Promise<Reserved>;
+  /**
+   * Set by a refusal: until then, this instance refuses the key without asking the database.
+   * The database would refuse too: the estimate only falls with time, and the delay is the first
+   * moment one more call fits. Only a refund frees a slot sooner; one made here lifts this at once.
+   */
+  refusedUntil?: number;
 }
 
 /** What a reservation decided for the call that made it, and when. */
@@ -156,6 +165,7 @@ export function createRateLimiter(deps: { db: () => Kysely<any>; clock: Clock; m
         const { granted, previous, current } = readReservation(row);
         if (granted === 0) {
           const wait = retryAfterMs({ previous, current, limit: limit.limit, windowMs: limit.windowMs, elapsedMs: window.elapsedMs });
+          lease.refusedUntil = Math.max(lease.refusedUntil ?? 0, at + wait);
           return { decision: { allowed: false, retryAfterMs: wait }, at };
         }
         // One slot is this call's; the rest wait for the next calls.
@@ -178,6 +188,10 @@ export function createRateLimiter(deps: { db: () => Kysely<any>; clock: Clock; m
       if (lease.remaining > 0 && now.getTime() >= lease.validFrom) {
         lease.remaining--;
         return { decision: { allowed: true, windowStart }, at: now.getTime() };
+      }
+      // A key over its limit costs no statement per call: a flood is refused from memory.
+      if (lease.refusedUntil !== undefined && now.getTime() < lease.refusedUntil) {
+        return { decision: { allowed: false, retryAfterMs: lease.refusedUntil - now.getTime() }, at: now.getTime() };
       }
       if (!lease.reserving) return reserve(key, lease, limit, now, carrier);
 
@@ -211,6 +225,8 @@ export function createRateLimiter(deps: { db: () => Kysely<any>; clock: Clock; m
     async refund(key, windowStart) {
       await sql`update rate_limit_windows set hits = hits - 1
         where key = ${key} and window_start = ${windowStart} and hits > 0`.execute(db());
+      const lease = leases.get(key);
+      if (lease) lease.refusedUntil = undefined;
     },
   };
 }

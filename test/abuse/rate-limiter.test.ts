@@ -291,6 +291,46 @@ describe("quota leases", () => {
     for (const decision of decisions) if (!decision.allowed) assert.ok(decision.retryAfterMs > 60_000, JSON.stringify(decision));
   });
 
+  test("a key over its limit is refused from memory until its delay is over: a flood costs no statement per call", async () => {
+    const flooded = instance();
+    const limit = { limit: 2, windowMs: 60_000 };
+    const window = new Date(Date.UTC(2030, 5, 1, 5, 30, 0));
+    clock.set(window);
+    const key = "lease:flood";
+    for (let i = 0; i < 2; i++) assert.equal((await flooded.limiter.consume(key, limit)).allowed, true);
+    const first = await flooded.limiter.consume(key, limit);
+    assert.ok(!first.allowed);
+    const statements = flooded.statements;
+    const refusedUntil = window.getTime() + first.retryAfterMs;
+    for (let i = 0; i < 50; i++) {
+      clock.advance(100);
+      const again = await flooded.limiter.consume(key, limit);
+      assert.deepEqual(again, { allowed: false, retryAfterMs: refusedUntil - clock.now().getTime() }, `call ${i}: the same delay, shortened by the time since`);
+    }
+    assert.equal(flooded.statements, statements, "no statement for a call refused from memory");
+    assert.equal(await hits(key, window), 2, "refused calls are not counted");
+    // Another instance, which holds no memory of the refusal, is refused by the database alike.
+    const other = instance();
+    const elsewhere = await other.limiter.consume(key, limit);
+    assert.ok(!elsewhere.allowed && Math.abs(window.getTime() + 5_000 + elsewhere.retryAfterMs - refusedUntil) <= 1, JSON.stringify(elsewhere));
+    // A caller that waits as long as it was told asks the database again, and gets through.
+    clock.set(new Date(refusedUntil));
+    assert.equal((await flooded.limiter.consume(key, limit)).allowed, true);
+    assert.equal(flooded.statements, statements + 1);
+  });
+
+  test("a refund made on this instance lifts its memory of a refusal", async () => {
+    const refunding = instance();
+    const limit = { limit: 1, windowMs: 60_000 };
+    const window = new Date(Date.UTC(2030, 5, 1, 5, 40, 0));
+    clock.set(window);
+    const counted = await refunding.limiter.consume("lease:lifted", limit);
+    assert.ok(counted.allowed);
+    assert.equal((await refunding.limiter.consume("lease:lifted", limit)).allowed, false);
+    await refunding.limiter.refund("lease:lifted", counted.windowStart);
+    assert.equal((await refunding.limiter.consume("lease:lifted", limit)).allowed, true, "the slot given back is used at once");
+  });
+
   test("a refund goes back to the database; a lease the instance holds is not touched", async () => {
     const refunding = instance();
     const limit = { limit: 32, windowMs: 60_000 };
