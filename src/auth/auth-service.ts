@@ -361,8 +361,9 @@ export function createAuthService(deps: AuthDeps) {
       });
     },
 
-    /** RFC 7662 in spirit: anything that would not authenticate a call is simply not active. */
     /**
+     * RFC 7662 in spirit: anything that would not authenticate a call is simply not active.
+     *
      * Only answers of `active: false` count against the caller's address. A resource server that
      * introspects its users' tokens calls from one address, as often as it is called itself; a
      * valid token costs no more than a GetMe with it, which is not limited either. The limit is for
