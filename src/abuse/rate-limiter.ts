@@ -195,17 +195,10 @@ export function createRateLimiter(deps: { db: () => Kysely<any>; clock: Clock; m
       }
       if (!lease.reserving) return reserve(key, lease, limit, now, carrier);
 
-      // Wait for the reservation in flight, then take from it or reserve again. If it failed
-      // (its call may just have been cancelled), this call tries on its own.
-      const reserved = await lease.reserving.catch(() => undefined);
-      if (reserved && !reserved.decision.allowed) {
-        // Refused for this very window a moment ago: so is this call, with the delay shortened
-        // by the time since (the estimate only falls while no one is let through).
-        const later = clock.now().getTime();
-        if (later >= reserved.at && slidingWindow(new Date(later), limit.windowMs).windowStart.getTime() === lease.windowStart) {
-          return { decision: { allowed: false, retryAfterMs: Math.max(1, reserved.decision.retryAfterMs - (later - reserved.at)) }, at: later };
-        }
-      }
+      // Wait for the reservation in flight, then take from it, be refused with it (its refusal
+      // is remembered above) or reserve again. If it failed (its call may just have been
+      // cancelled), this call tries on its own.
+      await lease.reserving.catch(() => undefined);
     }
   };
 
