@@ -1,6 +1,7 @@
 import { spawn } from "node:child_process";
 import { join } from "node:path";
 import pg from "pg";
+import { withDatabase } from "../../src/platform/database/connection-string.ts";
 import { startEmbeddedPostgres } from "../../src/platform/database/embedded-postgres.ts";
 import { createLogger } from "../../src/platform/observability/logger.ts";
 import { REPO_ROOT } from "./processes.ts";
@@ -39,18 +40,6 @@ export async function openCluster(workDir: string): Promise<Cluster> {
       await embedded?.stop();
     },
   };
-}
-
-/**
- * `url` leading to database `name` instead: only the path changes, so everything else the URL
- * says (`?host=/socket/dir`, `sslmode`, …) still counts. WHATWG's URL cannot be used here: it
- * refuses a URL without a host (`postgres://user@/db?host=/var/run/postgresql`), which pg and
- * Gatehouse accept.
- */
-export function withDatabase(url: string, name: string): string {
-  const parts = /^(postgres(?:ql)?:\/\/[^/?#]*)(?:\/[^?#]*)?(.*)$/s.exec(url);
-  if (!parts) throw new Error("DATABASE_URL is not a postgres:// or postgresql:// URL");
-  return `${parts[1]}/${encodeURIComponent(name)}${parts[2]}`;
 }
 
 async function adminQuery(url: string, text: string): Promise<Record<string, unknown>[]> {

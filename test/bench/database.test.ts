@@ -1,9 +1,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { withDatabase } from "../../bench/lib/database.ts";
-import { readConnectionString } from "../../src/platform/database/connection-string.ts";
+import { readConnectionString, withDatabase } from "../../src/platform/database/connection-string.ts";
 
-test("the benchmark points DATABASE_URL at its own database and keeps the rest of the URL", () => {
+test("DATABASE_URL pointed at another database (the benchmark's, a test's) keeps the rest of the URL", () => {
   const cases: [string, { host: string; port: number; user: string }][] = [
     ["postgres://postgres@127.0.0.1:5432/test", { host: "127.0.0.1", port: 5432, user: "postgres" }],
     ["postgresql://app:s%40cret@db.example:6543", { host: "db.example", port: 6543, user: "app" }],

@@ -7,6 +7,7 @@ import { AuthService } from "../../gen/gatehouse/auth/v1/auth_pb.js";
 import { UserService } from "../../gen/gatehouse/user/v1/user_pb.js";
 import type { Clock } from "../../src/platform/clock.ts";
 import { loadConfig } from "../../src/platform/config/config.ts";
+import { withDatabase } from "../../src/platform/database/connection-string.ts";
 import { createLogger } from "../../src/platform/observability/logger.ts";
 import { startGatehouse, type RunningGatehouse } from "../../src/gatehouse.ts";
 
@@ -131,12 +132,6 @@ export function makeTransport(protocol: ProtocolName, baseUrl: string): Transpor
     case "grpc-web":
       return createGrpcWebTransport({ baseUrl, httpVersion: "1.1" });
   }
-}
-
-function withDatabase(url: string, database: string): string {
-  const parsed = new URL(url);
-  parsed.pathname = `/${database}`;
-  return parsed.toString();
 }
 
 async function adminQuery(url: string, text: string): Promise<void> {

@@ -25,3 +25,15 @@ export function readConnectionString(connectionString: string): ConnectionTarget
   const host = client.host;
   return { host, port, database: client.database ?? "", user: client.user ?? "", unixSocket: host.startsWith("/") };
 }
+
+/**
+ * `url` leading to database `name` instead: only the path changes, so everything else the URL
+ * says (`?host=/socket/dir`, `sslmode`, …) still counts. WHATWG's URL cannot be used here: it
+ * refuses a URL without a host (`postgres://user@/db?host=/var/run/postgresql`), which pg and
+ * Gatehouse accept.
+ */
+export function withDatabase(url: string, name: string): string {
+  const parts = /^(postgres(?:ql)?:\/\/[^/?#]*)(?:\/[^?#]*)?(.*)$/s.exec(url);
+  if (!parts) throw new Error("DATABASE_URL is not a postgres:// or postgresql:// URL");
+  return `${parts[1]}/${encodeURIComponent(name)}${parts[2]}`;
+}
