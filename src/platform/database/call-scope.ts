@@ -13,11 +13,46 @@ import type pg from "pg";
  * path (MikroORM, the kysely `sql` tag, transactions) is covered at the one place they meet: the
  * pool's `connect()`.
  */
-const calls = new AsyncLocalStorage<AbortSignal>();
+const calls = new AsyncLocalStorage<CallScope>();
+
+/**
+ * One call's database work: the connections it holds and the checkouts it waits for. A call
+ * that never touches the database costs this one small object; one that does adds a single
+ * abort listener to its signal, however many connections it takes. (A listener added and
+ * removed per checkout, and a wrapper around each checkout's release, had the server promote
+ * about a third more of every refresh to the old generation: docs/benchmarks.md.)
+ */
+class CallScope {
+  readonly signal: AbortSignal;
+  /** Connections this call holds now (usually one); made when the call first asks for one. */
+  held: Set<pg.PoolClient> | undefined;
+  /** Checkouts still waiting for a connection: each is told when the call ends. */
+  waiting: Set<() => void> | undefined;
+
+  constructor(signal: AbortSignal) {
+    this.signal = signal;
+  }
+
+  /** Starts listening for the call's end, once, on the first connection the call asks for. */
+  watch(): { held: Set<pg.PoolClient>; waiting: Set<() => void> } {
+    if (!this.held || !this.waiting) {
+      this.held = new Set();
+      this.waiting = new Set();
+      this.signal.addEventListener("abort", () => this.#end(), { once: true });
+    }
+    return { held: this.held, waiting: this.waiting };
+  }
+
+  #end(): void {
+    for (const client of this.held ?? []) cancelRunningQuery(client as unknown as ClientInternals);
+    for (const stop of this.waiting ?? []) stop();
+    this.waiting?.clear();
+  }
+}
 
 /** Runs `work` on behalf of a call whose end is `signal`. */
 export function runInCall<T>(signal: AbortSignal, work: () => T): T {
-  return calls.run(signal, work);
+  return calls.run(new CallScope(signal), work);
 }
 
 /**
@@ -48,7 +83,8 @@ interface ClientInternals {
 export function bindPoolToCalls(pool: pg.Pool): void {
   const original = pool.connect.bind(pool) as (callback?: unknown) => Promise<pg.PoolClient> | undefined;
   const connect = () => original() as Promise<pg.PoolClient>;
-  const holders = new WeakMap<pg.PoolClient, AbortSignal>();
+  /** The call each checked-out connection works for. */
+  const holders = new WeakMap<pg.PoolClient, CallScope>();
   const guarded = new WeakSet<pg.PoolClient>();
 
   const guardQueries = (client: pg.PoolClient): void => {
@@ -57,7 +93,7 @@ export function bindPoolToCalls(pool: pg.Pool): void {
     const query = client.query.bind(client) as (...args: unknown[]) => unknown;
     client.query = ((...args: unknown[]) => {
       const text = typeof args[0] === "string" ? args[0] : undefined;
-      if (holders.get(client)?.aborted && text !== undefined && !/^\s*rollback\b/i.test(text)) {
+      if (holders.get(client)?.signal.aborted && text !== undefined && !/^\s*rollback\b/i.test(text)) {
         const callback = args.find((arg) => typeof arg === "function") as ((error: Error) => void) | undefined;
         if (callback) return void process.nextTick(callback, callEnded());
         return Promise.reject(callEnded());
@@ -66,38 +102,37 @@ export function bindPoolToCalls(pool: pg.Pool): void {
     }) as typeof client.query;
   };
 
-  const hold = (client: pg.PoolClient, signal: AbortSignal): pg.PoolClient => {
+  // Every release, however it is made (client.release(), pool.query(), an error), passes here
+  // before the connection is idle again.
+  pool.on("release", (_error: Error | undefined, client: pg.PoolClient) => {
+    holders.get(client)?.held?.delete(client);
+    holders.delete(client);
+  });
+
+  const hold = (client: pg.PoolClient, scope: CallScope): pg.PoolClient => {
     guardQueries(client);
-    holders.set(client, signal);
-    const onAbort = () => cancelRunningQuery(client as unknown as ClientInternals);
-    signal.addEventListener("abort", onAbort, { once: true });
-    // The pool gives each checkout a fresh release function, so wrapping it here is per checkout.
-    const release = client.release;
-    client.release = (error?: Error | boolean) => {
-      signal.removeEventListener("abort", onAbort);
-      holders.delete(client);
-      return release(error);
-    };
+    holders.set(client, scope);
+    scope.watch().held.add(client);
     return client;
   };
 
-  const checkout = (signal: AbortSignal): Promise<pg.PoolClient> => {
-    if (signal.aborted) return Promise.reject(callEnded());
+  const checkout = (scope: CallScope): Promise<pg.PoolClient> => {
+    if (scope.signal.aborted) return Promise.reject(callEnded());
+    const { waiting } = scope.watch();
     return new Promise<pg.PoolClient>((resolve, reject) => {
       const pending = connect();
-      const onAbort = () => {
+      const stop = () => {
         reject(callEnded());
         pending.then((client) => client.release(), () => {});
       };
-      signal.addEventListener("abort", onAbort, { once: true });
+      waiting.add(stop);
       pending.then(
         (client) => {
-          if (signal.aborted) return; // onAbort gives it back
-          signal.removeEventListener("abort", onAbort);
-          resolve(hold(client, signal));
+          if (!waiting.delete(stop)) return; // the call ended first: `stop` gives it back
+          resolve(hold(client, scope));
         },
         (error: unknown) => {
-          signal.removeEventListener("abort", onAbort);
+          waiting.delete(stop);
           reject(error);
         },
       );
@@ -106,9 +141,9 @@ export function bindPoolToCalls(pool: pg.Pool): void {
 
   // kysely calls connect(); pg's own pool.query() calls connect(callback). Both are bound.
   pool.connect = ((callback?: (error: Error | undefined, client?: pg.PoolClient, done?: (release?: unknown) => void) => void) => {
-    const signal = calls.getStore();
-    if (signal === undefined) return original(callback);
-    const checkedOut = checkout(signal);
+    const scope = calls.getStore();
+    if (scope === undefined) return original(callback);
+    const checkedOut = checkout(scope);
     if (typeof callback !== "function") return checkedOut;
     checkedOut.then(
       (client) => callback(undefined, client, (error) => client.release(error as Error | boolean | undefined)),
