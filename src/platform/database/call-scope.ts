@@ -15,38 +15,42 @@ import type pg from "pg";
  */
 const calls = new AsyncLocalStorage<CallScope>();
 
+/** The connections a call holds now (usually one), and its checkouts still waiting for one. */
+interface CallWork {
+  readonly held: Set<pg.PoolClient>;
+  readonly waiting: Set<() => void>;
+}
+
 /**
- * One call's database work: the connections it holds and the checkouts it waits for. A call
- * that never touches the database costs this one small object; one that does adds a single
- * abort listener to its signal, however many connections it takes. (A listener added and
- * removed per checkout, and a wrapper around each checkout's release, had the server promote
- * about a third more of every refresh to the old generation: docs/benchmarks.md.)
+ * One call, as its database work sees it. A call that never touches the database costs this one
+ * small object; one that does adds a single abort listener to its signal, however many
+ * connections it takes. (A listener added and removed per checkout, and a wrapper around each
+ * checkout's release, had the server promote ~45 % more of every refresh to the old generation:
+ * docs/benchmarks.md.)
  */
 class CallScope {
   readonly signal: AbortSignal;
-  /** Connections this call holds now (usually one); made when the call first asks for one. */
-  held: Set<pg.PoolClient> | undefined;
-  /** Checkouts still waiting for a connection: each is told when the call ends. */
-  waiting: Set<() => void> | undefined;
+  #work: CallWork | undefined;
 
   constructor(signal: AbortSignal) {
     this.signal = signal;
   }
 
-  /** Starts listening for the call's end, once, on the first connection the call asks for. */
-  watch(): { held: Set<pg.PoolClient>; waiting: Set<() => void> } {
-    if (!this.held || !this.waiting) {
-      this.held = new Set();
-      this.waiting = new Set();
-      this.signal.addEventListener("abort", () => this.#end(), { once: true });
+  /** The call's database work; the first ask starts listening for the call's end. */
+  work(): CallWork {
+    if (!this.#work) {
+      const work: CallWork = (this.#work = { held: new Set(), waiting: new Set() });
+      this.signal.addEventListener(
+        "abort",
+        () => {
+          for (const client of work.held) cancelRunningQuery(client as unknown as ClientInternals);
+          for (const stop of work.waiting) stop();
+          work.waiting.clear();
+        },
+        { once: true },
+      );
     }
-    return { held: this.held, waiting: this.waiting };
-  }
-
-  #end(): void {
-    for (const client of this.held ?? []) cancelRunningQuery(client as unknown as ClientInternals);
-    for (const stop of this.waiting ?? []) stop();
-    this.waiting?.clear();
+    return this.#work;
   }
 }
 
@@ -105,20 +109,20 @@ export function bindPoolToCalls(pool: pg.Pool): void {
   // Every release, however it is made (client.release(), pool.query(), an error), passes here
   // before the connection is idle again.
   pool.on("release", (_error: Error | undefined, client: pg.PoolClient) => {
-    holders.get(client)?.held?.delete(client);
+    holders.get(client)?.work().held.delete(client);
     holders.delete(client);
   });
 
   const hold = (client: pg.PoolClient, scope: CallScope): pg.PoolClient => {
     guardQueries(client);
     holders.set(client, scope);
-    scope.watch().held.add(client);
+    scope.work().held.add(client);
     return client;
   };
 
   const checkout = (scope: CallScope): Promise<pg.PoolClient> => {
     if (scope.signal.aborted) return Promise.reject(callEnded());
-    const { waiting } = scope.watch();
+    const { waiting } = scope.work();
     return new Promise<pg.PoolClient>((resolve, reject) => {
       const pending = connect();
       const stop = () => {
