@@ -18,9 +18,7 @@ ENV NODE_ENV=production \
     GATEHOUSE_DATA_DIR=/var/lib/gatehouse
 # The runtime settings of `npm start` (see "Runtime and memory" in the README): glibc malloc
 # tuning here, read when the process starts; the V8 heap flags are in the ENTRYPOINT below.
-ENV MALLOC_ARENA_MAX=2 \
-    MALLOC_MMAP_THRESHOLD_=1048576 \
-    GLIBC_TUNABLES=glibc.malloc.hugetlb=1
+ENV MALLOC_ARENA_MAX=1
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 COPY package.json ./
