@@ -2,7 +2,7 @@ import { sql } from "kysely";
 import { PREPARED } from "../platform/database/prepared-statements.ts";
 import { violatedConstraint } from "../platform/errors/database-errors.ts";
 import { gatehouseError } from "../platform/errors/gatehouse-error.ts";
-import { SESSION_LAST_USE, toDate, type Db } from "../sessions/session-store.ts";
+import { toDate, type Db } from "../sessions/session-store.ts";
 import type { UserRecord } from "../users/user-mapper.ts";
 
 /**
@@ -50,13 +50,12 @@ export interface CallerState {
 }
 
 /**
- * The caller behind a session, in one primary-key lookup joined to the user row (and one probe of
- * the session's current refresh token, for its last use). Undefined when the session or the user
- * no longer exists, or the session is not that user's.
+ * The caller behind a session, in one primary-key lookup joined to the user row. Undefined when
+ * the session or the user no longer exists, or the session is not that user's.
  */
 export async function findCaller(db: Db, input: { sessionId: string; userId: string }): Promise<CallerState | undefined> {
   const { rows } = await sql<UserRecord & { revoke_time: Date | null; expire_time: Date; last_use_time: Date }>`${PREPARED}
-    select u.*, s.revoke_time, s.expire_time, ${SESSION_LAST_USE} as last_use_time
+    select u.*, s.revoke_time, s.expire_time, s.last_use_time
     from (select ${USER_COLUMNS} from users where id = ${input.userId}) u
     join sessions s on s.user_id = u.id
     where s.id = ${input.sessionId}`.execute(db);

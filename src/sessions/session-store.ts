@@ -64,15 +64,6 @@ function toSessionRow(row: SessionRow): SessionRow {
   };
 }
 
-/**
- * When the session `s` was last used: the issue time of its current refresh token (the one not
- * yet exchanged), found by walking refresh_tokens_session_id_create_time_idx back from the
- * session's newest token. Sign-in and every refresh write it; nothing else does.
- */
-export const SESSION_LAST_USE = sql<Date>`(
-  select t.create_time from refresh_tokens t
-  where t.session_id = s.id and t.rotate_time is null order by t.create_time desc limit 1)`;
-
 /** Revoked sessions are kept this long, so a late refresh gets SESSION_REVOKED rather than TOKEN_INVALID. */
 export const REVOKED_SESSION_RETENTION_MS = 24 * 3_600_000;
 
@@ -96,15 +87,14 @@ export async function insertSession(
   const expireTime = new Date(now.getTime() + lifetimes.sessionTtlMs);
   const { rows } = await sql<SessionRow>`${PREPARED}
     with new_session as (
-      insert into sessions (user_id, create_time, expire_time)
-      values (${userId}, ${now}, ${expireTime})
-      returning id, user_id, create_time, expire_time
+      insert into sessions (user_id, create_time, last_use_time, expire_time, user_agent, ip_address)
+      values (${userId}, ${now}, ${now}, ${expireTime}, ${client.userAgent.slice(0, 512)}, ${client.ipAddress.slice(0, 64)})
+      returning id, user_id, create_time, last_use_time, expire_time, user_agent, ip_address
     ), first_token as (
-      insert into refresh_tokens (token_hash, session_id, create_time, user_agent, ip_address)
-      select ${refreshTokenHash}, id, ${now}, ${client.userAgent.slice(0, 512)}, ${client.ipAddress.slice(0, 64)} from new_session
-      returning create_time as last_use_time, user_agent, ip_address
+      insert into refresh_tokens (token_hash, session_id, create_time)
+      select ${refreshTokenHash}, id, ${now} from new_session
     )
-    select new_session.*, first_token.* from new_session, first_token`.execute(db);
+    select * from new_session`.execute(db);
   return toSessionRow(rows[0]!);
 }
 
@@ -116,9 +106,7 @@ export interface RotatedSession extends SessionRow {
  * Exchanges a refresh token for its successor in ONE statement: the conditional UPDATE
  * (`rotate_time is null`, session live, user enabled) lets exactly one of any number of
  * concurrent callers through — PostgreSQL re-checks the condition on the row after waiting for
- * the winner's lock — and the successor is inserted only by that one. The session row is only
- * read: the presented token, being current, says when the session was last used (its
- * `create_time`, for the idle check), and its successor records this use.
+ * the winner's lock — and the successor is inserted and the session touched only by that one.
  * `rotated` is undefined when the token could not be rotated; `inspectRefreshToken` says why.
  *
  * The session is also looked up by the token's `session_id` on its own (an InitPlan): without
@@ -161,25 +149,25 @@ function rotationCtes(gate?: GateSql) {
   const $ = rotationSlots.$;
   return sql`
     rotated as (
-      update refresh_tokens rt set rotate_time = ${$.now}, user_agent = '', ip_address = ''
+      update refresh_tokens rt set rotate_time = ${$.now}
       from sessions s join users u on u.id = s.user_id
       where rt.token_hash = ${$.tokenHash} and rt.rotate_time is null
         and s.id = (select session_id from refresh_tokens where token_hash = ${$.tokenHash})
         and s.id = rt.session_id and s.revoke_time is null
-        and s.expire_time > ${$.now} and rt.create_time > ${$.idleCutoff}
+        and s.expire_time > ${$.now} and s.last_use_time > ${$.idleCutoff}
         and not u.disabled and ${gate ? gate.admits : sql`true`}
-      returning s.id, s.user_id, s.create_time, s.expire_time, u.roles
+      returning rt.session_id, u.roles
     ), successor as (
-      insert into refresh_tokens (token_hash, session_id, create_time, user_agent, ip_address)
-      select ${$.successorHash}, id, ${$.now}, ${$.userAgent}, ${$.ipAddress} from rotated
-      returning create_time as last_use_time, user_agent, ip_address
+      insert into refresh_tokens (token_hash, session_id, create_time)
+      select ${$.successorHash}, session_id, ${$.now} from rotated
+    ), touched as (
+      update sessions set last_use_time = ${$.now}, user_agent = ${$.userAgent}, ip_address = ${$.ipAddress}
+      where id = (select session_id from rotated)
+      returning id, user_id, create_time, last_use_time, expire_time, user_agent, ip_address
     )`;
 }
 
-const ROTATION_RESULT = sql`
-  select rotated.id, rotated.user_id, rotated.create_time, successor.last_use_time, rotated.expire_time,
-    successor.user_agent, successor.ip_address, rotated.roles
-  from rotated, successor`;
+const ROTATION_RESULT = sql`select touched.*, rotated.roles from touched join rotated on rotated.session_id = touched.id`;
 
 const plainRotation = compiledStatement<RotatedSession>(() => sql`${PREPARED} with ${rotationCtes()} ${ROTATION_RESULT}`);
 
@@ -202,7 +190,7 @@ export interface RefreshTokenState {
 /** Why a refresh token was not rotated: its row, its session's and its user's state. */
 export async function inspectRefreshToken(db: Db, tokenHash: Buffer): Promise<RefreshTokenState | undefined> {
   const { rows } = await sql<RefreshTokenState>`
-    select rt.session_id, s.user_id, rt.rotate_time, s.revoke_time, s.expire_time, ${SESSION_LAST_USE} as last_use_time, u.disabled
+    select rt.session_id, s.user_id, rt.rotate_time, s.revoke_time, s.expire_time, s.last_use_time, u.disabled
     from refresh_tokens rt join sessions s on s.id = rt.session_id join users u on u.id = s.user_id
     where rt.token_hash = ${tokenHash}`.execute(db);
   const row = rows[0];
@@ -224,9 +212,9 @@ export async function revokeSession(
 ): Promise<boolean> {
   const { sessionId, userId, reason, now, lifetimes } = input;
   const result = await sql`
-    update sessions s set revoke_time = ${now}, revoke_reason = ${reason}
-    where s.id = ${sessionId} and (${userId ?? null}::uuid is null or s.user_id = ${userId ?? null}::uuid)
-      and s.revoke_time is null and s.expire_time > ${now} and ${SESSION_LAST_USE} > ${idleCutoff(now, lifetimes)}`.execute(db);
+    update sessions set revoke_time = ${now}, revoke_reason = ${reason}
+    where id = ${sessionId} and (${userId ?? null}::uuid is null or user_id = ${userId ?? null}::uuid)
+      and revoke_time is null and expire_time > ${now} and last_use_time > ${idleCutoff(now, lifetimes)}`.execute(db);
   return Number(result.numAffectedRows ?? 0) > 0;
 }
 
@@ -240,10 +228,10 @@ export async function revokeUserSessions(
 ): Promise<number> {
   const { userId, reason, now, lifetimes, exceptSessionId } = input;
   const { rows } = await sql<{ live: boolean }>`
-    update sessions s set revoke_time = ${now}, revoke_reason = ${reason}
-    where s.user_id = ${userId} and s.revoke_time is null
-      and (${exceptSessionId ?? null}::uuid is null or s.id <> ${exceptSessionId ?? null}::uuid)
-    returning (s.expire_time > ${now} and ${SESSION_LAST_USE} > ${idleCutoff(now, lifetimes)}) as live`.execute(db);
+    update sessions set revoke_time = ${now}, revoke_reason = ${reason}
+    where user_id = ${userId} and revoke_time is null
+      and (${exceptSessionId ?? null}::uuid is null or id <> ${exceptSessionId ?? null}::uuid)
+    returning (expire_time > ${now} and last_use_time > ${idleCutoff(now, lifetimes)}) as live`.execute(db);
   return rows.filter((row) => row.live).length;
 }
 
@@ -251,13 +239,11 @@ export async function revokeUserSessions(
 export async function listLiveSessions(db: Db, input: { userId: string; now: Date; lifetimes: SessionLifetimes }): Promise<SessionRow[]> {
   const { userId, now, lifetimes } = input;
   const { rows } = await sql<SessionRow>`
-    select s.id, s.user_id, s.create_time, current_token.create_time as last_use_time, s.expire_time, current_token.user_agent, current_token.ip_address
-    from sessions s cross join lateral (
-      select t.create_time, t.user_agent, t.ip_address from refresh_tokens t
-      where t.session_id = s.id and t.rotate_time is null order by t.create_time desc limit 1) current_token
-    where s.user_id = ${userId} and s.revoke_time is null
-      and s.expire_time > ${now} and current_token.create_time > ${idleCutoff(now, lifetimes)}
-    order by current_token.create_time desc, s.id`.execute(db);
+    select id, user_id, create_time, last_use_time, expire_time, user_agent, ip_address
+    from sessions
+    where user_id = ${userId} and revoke_time is null
+      and expire_time > ${now} and last_use_time > ${idleCutoff(now, lifetimes)}
+    order by last_use_time desc, id`.execute(db);
   return rows.map(toSessionRow);
 }
 
@@ -267,34 +253,23 @@ export function sessionEnded(session: { expire_time: Date; last_use_time: Date }
 }
 
 const CLEANUP_BATCH = 1_000;
-/** Below every session id (gen_random_uuid() never returns it). */
-const NIL_UUID = "00000000-0000-0000-0000-000000000000";
 
 /**
  * Deletes sessions that ended (expired, idle, or revoked more than a day ago) together with
- * their refresh tokens (cascade). It walks the sessions in key order, a batch at a time, so no
- * statement holds many locks for long and each session is looked at once per sweep.
+ * their refresh tokens (cascade), in batches so no statement holds many locks for long.
  */
 export async function deleteEndedSessions(db: Db, input: { now: Date; lifetimes: SessionLifetimes }): Promise<number> {
   const { now, lifetimes } = input;
   const revokedBefore = new Date(now.getTime() - REVOKED_SESSION_RETENTION_MS);
   let total = 0;
-  let after = NIL_UUID;
   for (;;) {
-    const { rows } = await sql<{ last_id: string | null; seen: number; deleted: number }>`
-      with batch as (
-        select id from sessions where id > ${after}::uuid order by id limit ${CLEANUP_BATCH}
-      ), ended as (
-        delete from sessions s using batch
-        where s.id = batch.id
-          and (s.expire_time <= ${now} or s.revoke_time <= ${revokedBefore} or ${SESSION_LAST_USE} <= ${idleCutoff(now, lifetimes)})
-        returning 1
-      )
-      select (select id from batch order by id desc limit 1) as last_id,
-        (select count(*) from batch)::int as seen, (select count(*) from ended)::int as deleted`.execute(db);
-    const { last_id, seen, deleted } = rows[0]!;
+    const result = await sql`
+      delete from sessions where id in (
+        select id from sessions
+        where expire_time <= ${now} or last_use_time <= ${idleCutoff(now, lifetimes)} or revoke_time <= ${revokedBefore}
+        limit ${CLEANUP_BATCH})`.execute(db);
+    const deleted = Number(result.numAffectedRows ?? 0);
     total += deleted;
-    if (seen < CLEANUP_BATCH || last_id === null) return total;
-    after = last_id;
+    if (deleted < CLEANUP_BATCH) return total;
   }
 }

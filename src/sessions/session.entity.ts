@@ -4,9 +4,6 @@ import { UserEntity } from "../users/user.entity.ts";
 /**
  * One signed-in device. It ends at `expireTime` (absolute, never extended), after the idle
  * lifetime without a refresh, or when `revokeTime` is set.
- *
- * A refresh does not write this row: when the session was last used, and by which client, is
- * kept on its current refresh token (see RefreshTokenEntity), which a refresh writes anyway.
  */
 export const SessionEntity = defineEntity({
   name: "Session",
@@ -34,9 +31,12 @@ export const SessionEntity = defineEntity({
     id: p.uuid().primary().defaultRaw("gen_random_uuid()"),
     user: () => p.manyToOne(UserEntity).deleteRule("cascade").index("sessions_user_id_idx"),
     createTime: p.datetime().defaultRaw("now()"),
+    lastUseTime: p.datetime().defaultRaw("now()"),
     expireTime: p.datetime().index("sessions_expire_time_idx"),
     revokeTime: p.datetime().nullable(),
     revokeReason: p.string().length(64).nullable(),
+    userAgent: p.string().length(512).default(""),
+    ipAddress: p.string().length(64).default(""),
   },
 });
 

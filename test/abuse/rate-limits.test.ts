@@ -188,7 +188,7 @@ describe("X-Forwarded-For is ignored unless it comes from a trusted proxy", () =
     const reasons: string[] = [];
     for (let i = 0; i < 3; i++) reasons.push((await outcomeOf(direct.auth().register(fresh("xff"), from(`203.0.113.${i + 1}`)))).reason);
     assert.deepEqual(reasons, ["ok", "ok", "RATE_LIMITED"]);
-    const sessions = await direct.sql<{ ip_address: string }>("select distinct ip_address from refresh_tokens");
+    const sessions = await direct.sql<{ ip_address: string }>("select distinct ip_address from sessions");
     assert.deepEqual(sessions, [{ ip_address: "127.0.0.1" }], "sessions record the peer, not the header");
   });
 

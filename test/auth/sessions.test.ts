@@ -114,27 +114,6 @@ describe("sessions: logout, logout everywhere, password change, listing, revokin
       assert.ok(Number(res.sessions[0]!.lastUseTime!.seconds) > Number(res.sessions[1]!.lastUseTime!.seconds));
     });
 
-    test(`${protocol}: a refresh is the session's last use, with its client; an exchanged token keeps no client`, async () => {
-      const auth = server.auth(protocol);
-      const alice = await registerUser(auth);
-      clock.advance(90_000);
-      const phone = { headers: { "user-agent": `Gatehouse test phone (${protocol})` } };
-      const refreshed = (await auth.refresh({ refreshToken: alice.tokens.refreshToken }, phone)).tokens!;
-      const [session, ...others] = (await auth.listSessions({}, bearer(refreshed.accessToken))).sessions;
-      assert.equal(others.length, 0);
-      assert.equal(Number(session!.lastUseTime!.seconds), Math.floor(clock.now().getTime() / 1000));
-      assert.ok(Number(session!.createTime!.seconds) < Number(session!.lastUseTime!.seconds));
-      assert.equal(session!.userAgent, phone.headers["user-agent"]);
-      const tokens = await server.sql<{ user_agent: string; ip_address: string; current: boolean }>(
-        "select user_agent, ip_address, rotate_time is null as current from refresh_tokens where session_id = $1 order by create_time",
-        [alice.tokens.sessionId],
-      );
-      assert.deepEqual(tokens, [
-        { user_agent: "", ip_address: "", current: false },
-        { user_agent: phone.headers["user-agent"], ip_address: "127.0.0.1", current: true },
-      ]);
-    });
-
     test(`${protocol}: RevokeSession ends one of the caller's sessions; others' sessions are SESSION_NOT_FOUND`, async () => {
       const auth = server.auth(protocol);
       const { user, devices } = await onDevices(3, protocol);
