@@ -72,6 +72,17 @@ export function idleCutoff(now: Date, lifetimes: SessionLifetimes): Date {
   return new Date(now.getTime() - lifetimes.sessionIdleTtlMs);
 }
 
+/**
+ * How stale a session's recorded last use (and client) may get before a refresh records it
+ * again: a minute, or a hundredth of the idle lifetime if that is shorter. Rewriting the session
+ * row on every refresh left a new version of it each time, which later refreshes walked and
+ * which filled the row's page (docs/benchmarks.md); once a minute is enough for ListSessions, and
+ * a session can idle out at most that much early.
+ */
+export function lastUseGranularityMs(lifetimes: SessionLifetimes): number {
+  return Math.min(60_000, Math.floor(lifetimes.sessionIdleTtlMs / 100));
+}
+
 /** When the current refresh token stops working: the sooner of the absolute end and the idle timeout. */
 export function refreshTokenExpireTime(session: { last_use_time: Date; expire_time: Date }, lifetimes: SessionLifetimes): Date {
   const idleEnd = session.last_use_time.getTime() + lifetimes.sessionIdleTtlMs;
@@ -106,7 +117,8 @@ export interface RotatedSession extends SessionRow {
  * Exchanges a refresh token for its successor in ONE statement: the conditional UPDATE
  * (`rotate_time is null`, session live, user enabled) lets exactly one of any number of
  * concurrent callers through — PostgreSQL re-checks the condition on the row after waiting for
- * the winner's lock — and the successor is inserted and the session touched only by that one.
+ * the winner's lock — and the successor is inserted only by that one, which also records the
+ * session's last use and client when the recorded one is older than `lastUseGranularityMs`.
  * `rotated` is undefined when the token could not be rotated; `inspectRefreshToken` says why.
  *
  * The session is also looked up by the token's `session_id` on its own (an InitPlan): without
@@ -127,6 +139,7 @@ export async function rotateRefreshToken(
     successorHash,
     now,
     idleCutoff: idleCutoff(now, lifetimes),
+    touchBefore: new Date(now.getTime() - lastUseGranularityMs(lifetimes)),
     userAgent: client.userAgent.slice(0, 512),
     ipAddress: client.ipAddress.slice(0, 64),
   });
@@ -141,6 +154,7 @@ const rotationSlots = slots<{
   successorHash: Buffer;
   now: Date;
   idleCutoff: Date;
+  touchBefore: Date;
   userAgent: string;
   ipAddress: string;
 }>();
@@ -156,18 +170,23 @@ function rotationCtes(gate?: GateSql) {
         and s.id = rt.session_id and s.revoke_time is null
         and s.expire_time > ${$.now} and s.last_use_time > ${$.idleCutoff}
         and not u.disabled and ${gate ? gate.admits : sql`true`}
-      returning rt.session_id, u.roles
+      returning rt.session_id, u.roles, s.user_id, s.create_time, s.last_use_time, s.expire_time, s.user_agent, s.ip_address
     ), successor as (
       insert into refresh_tokens (token_hash, session_id, create_time)
       select ${$.successorHash}, session_id, ${$.now} from rotated
     ), touched as (
       update sessions set last_use_time = ${$.now}, user_agent = ${$.userAgent}, ip_address = ${$.ipAddress}
-      where id = (select session_id from rotated)
-      returning id, user_id, create_time, last_use_time, expire_time, user_agent, ip_address
+      where id = (select session_id from rotated) and last_use_time <= ${$.touchBefore}
+      returning last_use_time, user_agent, ip_address
     )`;
 }
 
-const ROTATION_RESULT = sql`select touched.*, rotated.roles from touched join rotated on rotated.session_id = touched.id`;
+const ROTATION_RESULT = sql`
+  select rotated.session_id as id, rotated.user_id, rotated.create_time,
+    coalesce(touched.last_use_time, rotated.last_use_time) as last_use_time, rotated.expire_time,
+    coalesce(touched.user_agent, rotated.user_agent) as user_agent, coalesce(touched.ip_address, rotated.ip_address) as ip_address,
+    rotated.roles
+  from rotated left join touched on true`;
 
 const plainRotation = compiledStatement<RotatedSession>(() => sql`${PREPARED} with ${rotationCtes()} ${ROTATION_RESULT}`);
 

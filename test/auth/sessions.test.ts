@@ -97,7 +97,7 @@ describe("sessions: logout, logout everywhere, password change, listing, revokin
       const auth = server.auth(protocol);
       const { devices } = await onDevices(3, protocol);
       await auth.logout({}, bearer(devices[2]!.accessToken));
-      clock.advance(1_000);
+      clock.advance(60_000);
       await auth.refresh({ refreshToken: devices[0]!.refreshToken });
       const res = await auth.listSessions({}, bearer(devices[1]!.accessToken));
       assert.deepEqual(
@@ -112,6 +112,30 @@ describe("sessions: logout, logout everywhere, password change, listing, revokin
         assert.equal(session.ipAddress, "127.0.0.1");
       }
       assert.ok(Number(res.sessions[0]!.lastUseTime!.seconds) > Number(res.sessions[1]!.lastUseTime!.seconds));
+    });
+
+    test(`${protocol}: a refresh records the session's last use and client, at most once a minute`, async () => {
+      const auth = server.auth(protocol);
+      const alice = await registerUser(auth);
+      const seconds = (ms: number) => Math.floor(ms / 1000);
+      const lastUse = async (accessToken: string) => {
+        const [session, ...others] = (await auth.listSessions({}, bearer(accessToken))).sessions;
+        assert.equal(others.length, 0);
+        return { seconds: Number(session!.lastUseTime!.seconds), userAgent: session!.userAgent };
+      };
+      const signUp = await lastUse(alice.tokens.accessToken);
+      assert.equal(signUp.seconds, seconds(clock.now().getTime()));
+      const phone = (version: number) => ({ headers: { "user-agent": `Gatehouse test phone/${version} (${protocol})` } });
+
+      clock.advance(30_000);
+      let tokens = (await auth.refresh({ refreshToken: alice.tokens.refreshToken }, phone(1))).tokens!;
+      assert.deepEqual(await lastUse(tokens.accessToken), signUp, "half a minute later: not recorded again yet");
+      assert.equal(Number(tokens.refreshTokenExpireTime!.seconds), signUp.seconds + (7 * 86_400), "idle time counts from the recorded use");
+
+      clock.advance(30_000);
+      tokens = (await auth.refresh({ refreshToken: tokens.refreshToken }, phone(2))).tokens!;
+      assert.deepEqual(await lastUse(tokens.accessToken), { seconds: seconds(clock.now().getTime()), userAgent: phone(2).headers["user-agent"] });
+      assert.equal(Number(tokens.refreshTokenExpireTime!.seconds), seconds(clock.now().getTime() + 7 * 86_400_000));
     });
 
     test(`${protocol}: RevokeSession ends one of the caller's sessions; others' sessions are SESSION_NOT_FOUND`, async () => {
