@@ -75,9 +75,8 @@ export function idleCutoff(now: Date, lifetimes: SessionLifetimes): Date {
 /**
  * How stale a session's recorded last use (and client) may get before a refresh records it
  * again: a minute, or a hundredth of the idle lifetime if that is shorter. Rewriting the session
- * row on every refresh left a new version of it each time, which later refreshes walked and
- * which filled the row's page (docs/benchmarks.md); once a minute is enough for ListSessions, and
- * a session can idle out at most that much early.
+ * row on every refresh left a new version of it each time, one of a refresh's three row writes;
+ * once a minute is enough for ListSessions, and a session can idle out at most that much early.
  */
 export function lastUseGranularityMs(lifetimes: SessionLifetimes): number {
   return Math.min(60_000, Math.floor(lifetimes.sessionIdleTtlMs / 100));
