@@ -123,7 +123,12 @@ export interface RotatedSession extends SessionRow {
  * The session is also looked up by the token's `session_id` on its own (an InitPlan): without
  * it, the plan PostgreSQL cached for this prepared statement could start from the sessions
  * table and probe the token for every live session — seen in the benchmark once a few hundred
- * sessions existed (125 index probes per refresh). With it, every table is read at one key.
+ * sessions existed (125 index probes per refresh). With it, every table is read at one key. The
+ * token row is tied to the session only through that value, never by `s.id = rt.session_id`:
+ * from that equality the planner may reach the token through its session's index and filter
+ * the session's every earlier token by hash, a walk one row longer with each rotation (seen in
+ * the benchmark once autoanalyze had seen sessions of one token each: 2,004 rows filtered per
+ * refresh, a third of its throughput lost; test/sessions/rotation-plan.test.ts).
  *
  * With a `gate` (e.g. the refresh's rate-limit count), the statement also carries the gate and
  * rotates only if it admits; `gateRow` is the gate's verdict for its owner.
@@ -166,7 +171,7 @@ function rotationCtes(gate?: GateSql) {
       from sessions s join users u on u.id = s.user_id
       where rt.token_hash = ${$.tokenHash} and rt.rotate_time is null
         and s.id = (select session_id from refresh_tokens where token_hash = ${$.tokenHash})
-        and s.id = rt.session_id and s.revoke_time is null
+        and s.revoke_time is null
         and s.expire_time > ${$.now} and s.last_use_time > ${$.idleCutoff}
         and not u.disabled and ${gate ? gate.admits : sql`true`}
       returning rt.session_id, u.roles, s.user_id, s.create_time, s.last_use_time, s.expire_time, s.user_agent, s.ip_address

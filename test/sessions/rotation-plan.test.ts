@@ -1,0 +1,109 @@
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { CompiledQuery, type Kysely } from "kysely";
+import { hashRefreshToken, newRefreshToken } from "../../src/sessions/refresh-token.ts";
+import { rotateRefreshToken } from "../../src/sessions/session-store.ts";
+import { sqlExecutor } from "../../src/users/transaction.ts";
+import { startTestServer, type TestServer } from "../support/harness.ts";
+import { registerUser } from "../auth/support.ts";
+
+/** Rotations of the chain under test, and sessions of one token each beside it (what sign-ins leave). */
+const CHAIN = 300;
+const OTHER_SESSIONS = 2_000;
+
+interface PlanNode {
+  "Node Type": string;
+  "Relation Name"?: string;
+  "Index Name"?: string;
+  "Rows Removed by Filter"?: number;
+  "Shared Hit Blocks"?: number;
+  Plans?: PlanNode[];
+}
+
+const nodes = (plan: PlanNode): PlanNode[] => [plan, ...(plan.Plans ?? []).flatMap(nodes)];
+
+function describePlan(plan: PlanNode, depth = 0): string {
+  const on = plan["Index Name"] ? ` using ${plan["Index Name"]}` : plan["Relation Name"] ? ` on ${plan["Relation Name"]}` : "";
+  const removed = plan["Rows Removed by Filter"] ? ` (${plan["Rows Removed by Filter"]} rows removed by filter)` : "";
+  return [`${"  ".repeat(depth)}${plan["Node Type"]}${on}${removed}`, ...(plan.Plans ?? []).map((p) => describePlan(p, depth + 1))].join("\n");
+}
+
+/**
+ * A handle on the server's pool that, instead of running a statement, runs EXPLAIN ANALYZE of it
+ * with the same text and parameters — inside a transaction it rolls back, so nothing changes —
+ * and keeps the plan. The statement under test is exactly the one the server sends.
+ */
+function explaining(db: Kysely<any>): { db: Kysely<any>; plans: PlanNode[] } {
+  const plans: PlanNode[] = [];
+  const rollback = new Error("rollback");
+  const proxy = Object.create(db) as Kysely<any>;
+  Object.defineProperty(proxy, "executeQuery", {
+    value: async (query: CompiledQuery) => {
+      await db
+        .transaction()
+        .execute(async (tx) => {
+          const explained = CompiledQuery.raw(`EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ${query.sql}`, [...query.parameters]);
+          const { rows } = await tx.executeQuery<{ "QUERY PLAN": unknown }>(explained);
+          const raw = rows[0]!["QUERY PLAN"];
+          plans.push(((typeof raw === "string" ? JSON.parse(raw) : raw) as { Plan: PlanNode }[])[0]!.Plan);
+          throw rollback;
+        })
+        .catch((error: unknown) => {
+          if (error !== rollback) throw error;
+        });
+      return { rows: [] };
+    },
+  });
+  return { db: proxy, plans };
+}
+
+describe("Refresh: the rotation finds the token by its hash, however long the session's chain", () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startTestServer();
+  });
+  after(() => server.stop());
+
+  test(`after ${CHAIN} rotations, beside ${OTHER_SESSIONS.toLocaleString("en")} one-token sessions, no step walks the chain`, async (t) => {
+    const auth = server.auth();
+    const alice = await registerUser(auth);
+    let refreshToken = alice.tokens.refreshToken;
+    for (let step = 0; step < CHAIN; step++) refreshToken = (await auth.refresh({ refreshToken })).tokens!.refreshToken;
+
+    // What the planner then sees in refresh_tokens: session_id almost unique, as after many
+    // sign-ins. Reaching the token through its session's index would then cost as little as
+    // through its hash by the statistics, and filter the whole chain by hash on every refresh.
+    await server.sql(
+      `with made as (
+         insert into sessions (user_id, create_time, last_use_time, expire_time, user_agent, ip_address)
+         select $1, now(), now(), now() + interval '1 day', 'plan test', '127.0.0.1' from generate_series(1, $2::int)
+         returning id)
+       insert into refresh_tokens (token_hash, session_id, create_time) select sha256(id::text::bytea), id, now() from made`,
+      [alice.user.id, OTHER_SESSIONS],
+    );
+    await server.sql("analyze sessions, refresh_tokens, users");
+
+    const { db, plans } = explaining(sqlExecutor(server.gatehouse.orm.em.fork()) as Kysely<any>);
+    const lifetimes = { sessionTtlMs: 86_400_000, sessionIdleTtlMs: 86_400_000 };
+    // More than five runs: from the sixth, PostgreSQL may switch a prepared statement to its generic plan.
+    for (let run = 0; run < 8; run++) {
+      await rotateRefreshToken(db, {
+        tokenHash: hashRefreshToken(refreshToken),
+        successorHash: newRefreshToken().hash,
+        now: new Date(),
+        lifetimes,
+        client: { userAgent: "plan test", ipAddress: "127.0.0.1" },
+      });
+    }
+    assert.equal(plans.length, 8);
+    for (const plan of plans) {
+      const text = describePlan(plan);
+      const tokenScans = nodes(plan).filter((n) => n["Relation Name"] === "refresh_tokens" && n["Node Type"].includes("Scan"));
+      assert.ok(tokenScans.length > 0, `the plan reads refresh_tokens:\n${text}`);
+      for (const scan of tokenScans) assert.equal(scan["Index Name"], "refresh_tokens_pkey", `refresh_tokens is read by the token's hash:\n${text}`);
+      const discarding = nodes(plan).filter((n) => (n["Rows Removed by Filter"] ?? 0) > 1);
+      assert.deepEqual(discarding, [], `no step reads rows only to discard them:\n${text}`);
+    }
+    t.diagnostic(`the rotation's plan:\n${describePlan(plans.at(-1)!)}\nshared buffers hit: ${plans.at(-1)!["Shared Hit Blocks"]}`);
+  });
+});
