@@ -88,7 +88,7 @@ describe("Refresh: the rotation finds the token by its hash, however long the se
     // More than five runs: from the sixth, PostgreSQL may switch a prepared statement to its generic plan.
     for (let run = 0; run < 8; run++) {
       await rotateRefreshToken(db, {
-        tokenHash: hashRefreshToken(refreshToken),
+        tokenHash: hashRefreshToken(refreshToken)!,
         successorHash: newRefreshToken().hash,
         now: new Date(),
         lifetimes,
