@@ -6,32 +6,17 @@ import { rotateRefreshToken } from "../../src/sessions/session-store.ts";
 import { sqlExecutor } from "../../src/users/transaction.ts";
 import { startTestServer, type TestServer } from "../support/harness.ts";
 import { registerUser } from "../auth/support.ts";
+import { describePlan, parsePlan, planNodes, type PlanNode } from "../support/query-plan.ts";
 
 /** Rotations of the chain under test, and sessions of one token each beside it (what sign-ins leave). */
 const CHAIN = 300;
 const OTHER_SESSIONS = 2_000;
 
-interface PlanNode {
-  "Node Type": string;
-  "Relation Name"?: string;
-  "Index Name"?: string;
-  "Rows Removed by Filter"?: number;
-  "Shared Hit Blocks"?: number;
-  Plans?: PlanNode[];
-}
-
-const nodes = (plan: PlanNode): PlanNode[] => [plan, ...(plan.Plans ?? []).flatMap(nodes)];
-
-function describePlan(plan: PlanNode, depth = 0): string {
-  const on = plan["Index Name"] ? ` using ${plan["Index Name"]}` : plan["Relation Name"] ? ` on ${plan["Relation Name"]}` : "";
-  const removed = plan["Rows Removed by Filter"] ? ` (${plan["Rows Removed by Filter"]} rows removed by filter)` : "";
-  return [`${"  ".repeat(depth)}${plan["Node Type"]}${on}${removed}`, ...(plan.Plans ?? []).map((p) => describePlan(p, depth + 1))].join("\n");
-}
-
 /**
- * A handle on the server's pool that, instead of running a statement, runs EXPLAIN ANALYZE of it
- * with the same text and parameters — inside a transaction it rolls back, so nothing changes —
- * and keeps the plan. The statement under test is exactly the one the server sends.
+ * A handle on the server's pool that, instead of running a compiled statement (which goes to
+ * `executeQuery`, see compiled-statement.ts), runs EXPLAIN ANALYZE of it with the same text and
+ * parameters — inside a transaction it rolls back, so nothing changes — and keeps the plan. The
+ * statement under test is exactly the one the server sends.
  */
 function explaining(db: Kysely<any>): { db: Kysely<any>; plans: PlanNode[] } {
   const plans: PlanNode[] = [];
@@ -44,8 +29,7 @@ function explaining(db: Kysely<any>): { db: Kysely<any>; plans: PlanNode[] } {
         .execute(async (tx) => {
           const explained = CompiledQuery.raw(`EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ${query.sql}`, [...query.parameters]);
           const { rows } = await tx.executeQuery<{ "QUERY PLAN": unknown }>(explained);
-          const raw = rows[0]!["QUERY PLAN"];
-          plans.push(((typeof raw === "string" ? JSON.parse(raw) : raw) as { Plan: PlanNode }[])[0]!.Plan);
+          plans.push(parsePlan(rows[0]!["QUERY PLAN"]));
           throw rollback;
         })
         .catch((error: unknown) => {
@@ -98,10 +82,10 @@ describe("Refresh: the rotation finds the token by its hash, however long the se
     assert.equal(plans.length, 8);
     for (const plan of plans) {
       const text = describePlan(plan);
-      const tokenScans = nodes(plan).filter((n) => n["Relation Name"] === "refresh_tokens" && n["Node Type"].includes("Scan"));
+      const tokenScans = planNodes(plan).filter((n) => n["Relation Name"] === "refresh_tokens" && n["Node Type"].includes("Scan"));
       assert.ok(tokenScans.length > 0, `the plan reads refresh_tokens:\n${text}`);
       for (const scan of tokenScans) assert.equal(scan["Index Name"], "refresh_tokens_pkey", `refresh_tokens is read by the token's hash:\n${text}`);
-      const discarding = nodes(plan).filter((n) => (n["Rows Removed by Filter"] ?? 0) > 1);
+      const discarding = planNodes(plan).filter((n) => (n["Rows Removed by Filter"] ?? 0) > 1);
       assert.deepEqual(discarding, [], `no step reads rows only to discard them:\n${text}`);
     }
     t.diagnostic(`the rotation's plan:\n${describePlan(plans.at(-1)!)}\nshared buffers hit: ${plans.at(-1)!["Shared Hit Blocks"]}`);

@@ -6,36 +6,17 @@ import { createPageTokens } from "../../src/users/page-token.ts";
 import { sqlExecutor, type Db } from "../../src/users/transaction.ts";
 import { countUsers, userPageQuery, type UserCursor, type UserListFilter, type UserOrder } from "../../src/users/user-repository.ts";
 import type { TestServer } from "../support/harness.ts";
+import { describePlan, parsePlan, planNodes, type PlanNode } from "../support/query-plan.ts";
 import { bearer, ROOT, signIn, startUsersServer } from "./support.ts";
 
 /** Enough rows that a sequential scan would be the planner's choice if an index were missing. */
 const SEEDED = 100_000;
 
-interface PlanNode {
-  "Node Type": string;
-  "Index Name"?: string;
-  "Relation Name"?: string;
-  "Actual Total Time"?: number;
-  "Actual Rows"?: number;
-  Plans?: PlanNode[];
-}
-
-function nodes(plan: PlanNode): PlanNode[] {
-  return [plan, ...(plan.Plans ?? []).flatMap(nodes)];
-}
-
-function describePlan(plan: PlanNode, depth = 0): string {
-  const index = plan["Index Name"] ? ` using ${plan["Index Name"]}` : plan["Relation Name"] ? ` on ${plan["Relation Name"]}` : "";
-  const actual = plan["Actual Total Time"] !== undefined ? ` (${plan["Actual Rows"]} rows, ${plan["Actual Total Time"]!.toFixed(3)} ms)` : "";
-  return [`${"  ".repeat(depth)}${plan["Node Type"]}${index}${actual}`, ...(plan.Plans ?? []).map((p) => describePlan(p, depth + 1))].join("\n");
-}
-
 /** EXPLAIN ANALYZE of exactly the statement ListUsers runs, with the same bound parameters. */
 async function explain(db: Db, filter: UserListFilter, order: UserOrder, cursor: UserCursor | undefined): Promise<PlanNode> {
   const query = userPageQuery(filter, order, cursor, 20);
   const { rows } = await sql<{ "QUERY PLAN": unknown }>`EXPLAIN (ANALYZE, FORMAT JSON) ${query}`.execute(db);
-  const raw = rows[0]!["QUERY PLAN"];
-  return ((typeof raw === "string" ? JSON.parse(raw) : raw) as { Plan: PlanNode }[])[0]!.Plan;
+  return parsePlan(rows[0]!["QUERY PLAN"]);
 }
 
 const NO_FILTER: UserListFilter = { query: "", role: "", disabled: undefined };
@@ -95,7 +76,7 @@ describe(`ListUsers at scale (${SEEDED.toLocaleString("en")} users): every page 
       ] as const) {
         const plan = await explain(db, c.filter, c.order, cursor);
         t.diagnostic(`${c.name}, ${label}:\n${describePlan(plan)}`);
-        const all = nodes(plan);
+        const all = planNodes(plan);
         assert.ok(!all.some((n) => n["Node Type"] === "Seq Scan"), `${label}: no sequential scan\n${describePlan(plan)}`);
         assert.ok(
           all.some((n) => n["Index Name"] !== undefined && c.indexes.includes(n["Index Name"])),
