@@ -216,10 +216,18 @@ async function argon2Ceiling(ctx: Context): Promise<void> {
   );
 }
 
-async function echoCeilings(ctx: Context, wanted: { method: "getMe" | "introspect" | "refresh" | "listUsers"; protocol: BenchProtocol }[]): Promise<void> {
+/**
+ * The echo server's rows. With `rotationUrl`, its Refresh also rotates a token in that database
+ * and signs (echo-server.ts `--rotation`): the "rotation" ceiling of the refresh rows.
+ */
+async function echoCeilings(
+  ctx: Context,
+  wanted: { method: "getMe" | "introspect" | "refresh" | "listUsers"; protocol: BenchProtocol }[],
+  rotationUrl?: string,
+): Promise<void> {
   if (wanted.length === 0) return;
   const listener = ctx.settings.echoListener;
-  const child = forkCeiling(ctx, "echo-server.ts", [listener]);
+  const child = forkCeiling(ctx, "echo-server.ts", rotationUrl ? [listener, "--rotation", rotationUrl] : [listener]);
   try {
     const { port } = await new Promise<{ port: number }>((resolve, reject) => {
       child.once("message", (message) => resolve(message as { port: number }));
@@ -232,8 +240,8 @@ async function echoCeilings(ctx: Context, wanted: { method: "getMe" | "introspec
       const operation: Operation =
         method === "listUsers" ? { kind: "listUsers", admin: undefined, depth: 0, pageSize: PAGE_SIZE } : { kind: method, users: "none" };
       const concurrency = concurrencyOf(ctx, method);
-      const id = `ceiling.echo.${method}.${protocol}`;
-      const title = `Ceiling: bare connect-node ${method}${listener === "direct-h2c" ? " (plain h2c listener)" : ""}`;
+      const id = `ceiling.${rotationUrl ? "rotation" : "echo"}.${method}.${protocol}`;
+      const title = `Ceiling: bare connect-node ${method}${rotationUrl ? " + rotation statement" : ""}${listener === "direct-h2c" ? " (plain h2c listener)" : ""}`;
       await measure(ctx, 1, [child.pid!], [{ id, title, spec: spec(ctx, id, target, protocol, operation, concurrency) }]);
     }
   } finally {
@@ -405,6 +413,7 @@ async function smallDatabaseScenarios(ctx: Context, cluster: Cluster, seeding: B
     if (kind === "getMe" || kind === "introspect" || kind === "refresh") {
       await echoCeilings(ctx, [{ method: kind, protocol: variant === "grpc" ? "grpc" : "connect-json" }]);
     }
+    if (kind === "refresh") await echoCeilings(ctx, [{ method: kind, protocol: variant === "grpc" ? "grpc" : "connect-json" }], url);
     await run(id);
   }
   if (profiled.length > 0) {

@@ -3,6 +3,13 @@
  * methods the benchmark calls (fixed answers shaped like Gatehouse's, no interceptors, no
  * database), served on the same one-port listener Gatehouse uses (HTTP/1.1 and h2c sniffed on
  * one cleartext port). Whatever Gatehouse spends beyond this is its own work.
+ *
+ * With `--rotation <database URL>` (the benchmark's database), its Refresh also does the work no
+ * refresh can skip: Gatehouse's own rotation statement (`rotateRefreshToken`, without a rate-limit
+ * gate) as a named prepared statement on a plain pg pool, and an Ed25519 signature over claims of
+ * an access token's size. Nothing else of Gatehouse runs: no interceptors, no call scope, no
+ * rate limit, no ORM. That prices a durable rotation on this machine, so the refresh rows can say
+ * how much of their time is Gatehouse's own.
  * Forked by bench/run.ts with Gatehouse's runtime settings (npm start's node flags and malloc
  * environment); sends `{ port }` once listening and stops on SIGTERM.
  */
@@ -13,6 +20,7 @@ import type { AddressInfo } from "node:net";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { AuthService, TokenPairSchema } from "../../gen/gatehouse/auth/v1/auth_pb.js";
 import { UserSchema, UserService } from "../../gen/gatehouse/user/v1/user_pb.js";
+import { rotationCeiling } from "./rotation-ceiling.ts";
 import { createLogger } from "../../src/platform/observability/logger.ts";
 import { createGatehouseServer } from "../../src/platform/server/server.ts";
 
@@ -44,12 +52,20 @@ const tokens = create(TokenPairSchema, {
   sessionId: "0193b1c4-7d2e-7c4a-9f1e-5a6b7c8d9e0f",
 });
 
+const rotationUrl = process.argv[process.argv.indexOf("--rotation") + 1];
+const rotation = process.argv.includes("--rotation") && rotationUrl ? await rotationCeiling(rotationUrl) : undefined;
+
 const rpcHandler = connectNodeAdapter({
   routes: (router) => {
     router.service(AuthService, {
       getMe: () => ({ user: me }),
       introspect: () => ({ active: true, sub: me.id, sid: tokens.sessionId, roles: ["user"], exp: timestampFromDate(later) }),
-      refresh: () => ({ tokens }),
+      refresh: rotation
+        ? async () => {
+            await rotation.rotate();
+            return { tokens };
+          }
+        : () => ({ tokens }),
     });
     router.service(UserService, {
       listUsers: () => ({ users: page, nextPageToken: `${"p".repeat(160)}.${"m".repeat(43)}`, totalSize: 10_001 }),
@@ -72,7 +88,10 @@ const server = direct
     });
 const port = await server.listen();
 process.send!({ port });
-process.once("SIGTERM", () => void server.close().then(() => process.exit(0)));
+process.once("SIGTERM", () => void server.close().then(async () => {
+  await rotation?.close();
+  process.exit(0);
+}));
 
 function createDirectH2c() {
   const h2 = createHttp2Server({}, rpcHandler);
