@@ -12,7 +12,7 @@ const CLIENT = { userAgent: "gatehouse-bench", ipAddress: "127.0.0.1" };
 
 /**
  * The durable part of a refresh, without Gatehouse around it (bench/ceilings/echo-server.ts
- * `--rotation`): sessions of seeded users, each with a refresh-token chain that this process
+ * `--rotation`): sessions of the first seeded users, each with a refresh-token chain that this process
  * rotates with Gatehouse's own statement, one rotation per call, then an Ed25519 signature.
  */
 export async function rotationCeiling(databaseUrl: string) {
@@ -25,7 +25,8 @@ export async function rotationCeiling(databaseUrl: string) {
   const { rows: users } = await sql<{ id: string }>`select id from users order by create_time limit ${CHAINS}`.execute(db);
   if (users.length === 0) throw new Error("rotation ceiling: the database has no users to start sessions for");
   const free: { sessionId: string; userId: string; tokenHash: Buffer }[] = [];
-  for (const { id } of users) {
+  for (let i = 0; i < CHAINS; i++) {
+    const { id } = users[i % users.length]!;
     const first = newRefreshToken();
     const session = await insertSession(db, { userId: id, refreshTokenHash: first.hash, now: new Date(), lifetimes: LIFETIMES, client: CLIENT });
     free.push({ sessionId: session.id, userId: id, tokenHash: first.hash });
@@ -34,7 +35,7 @@ export async function rotationCeiling(databaseUrl: string) {
   return {
     async rotate(): Promise<void> {
       const chain = free.pop();
-      if (!chain) throw new Error(`rotation ceiling: more than ${users.length} calls in flight`);
+      if (!chain) throw new Error(`rotation ceiling: more than ${CHAINS} calls in flight`);
       try {
         const successor = newRefreshToken();
         const now = new Date();
