@@ -166,11 +166,11 @@ async function measure(
  * (heap sizing, malloc tuning), then --server-flags and --server-env. Ratios to a ceiling then
  * compare code with code, not one runtime configuration with another.
  */
-function forkCeiling(ctx: Context, file: string, args: string[] = []) {
+function forkCeiling(ctx: Context, file: string, args: string[] = [], env: Record<string, string> = {}) {
   const runtime = gatehouseRuntime();
   return fork(join(REPO_ROOT, "bench", "ceilings", file), args, {
     execArgv: [...runtime.nodeFlags, ...ctx.settings.serverFlags],
-    env: { ...process.env, ...runtime.env, ...ctx.settings.serverEnv },
+    env: { ...process.env, ...runtime.env, ...ctx.settings.serverEnv, ...env },
     stdio: "inherit",
   });
 }
@@ -227,7 +227,10 @@ async function echoCeilings(
 ): Promise<void> {
   if (wanted.length === 0) return;
   const listener = ctx.settings.echoListener;
-  const child = forkCeiling(ctx, "echo-server.ts", rotationUrl ? [listener, "--rotation", rotationUrl] : [listener]);
+  // The URL goes in the environment, where a process listing does not show its password.
+  const child = rotationUrl
+    ? forkCeiling(ctx, "echo-server.ts", [listener, "--rotation"], { BENCH_ROTATION_DATABASE_URL: rotationUrl })
+    : forkCeiling(ctx, "echo-server.ts", [listener]);
   try {
     const { port } = await new Promise<{ port: number }>((resolve, reject) => {
       child.once("message", (message) => resolve(message as { port: number }));

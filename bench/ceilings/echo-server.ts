@@ -4,10 +4,10 @@
  * database), served on the same one-port listener Gatehouse uses (HTTP/1.1 and h2c sniffed on
  * one cleartext port). Whatever Gatehouse spends beyond this is its own work.
  *
- * With `--rotation <database URL>` (the benchmark's database), its Refresh also does the work no
- * refresh can skip: Gatehouse's own rotation statement (`rotateRefreshToken`, without a rate-limit
- * gate) as a named prepared statement on a plain pg pool, and an Ed25519 signature over claims of
- * an access token's size. Nothing else of Gatehouse runs: no interceptors, no call scope, no
+ * With `--rotation` (and the benchmark's database in BENCH_ROTATION_DATABASE_URL), its Refresh
+ * also does the work no refresh can skip: Gatehouse's own rotation statement
+ * (`rotateRefreshToken`, without a rate-limit gate) as a named prepared statement on a plain pg
+ * pool, and an Ed25519 signature over claims of an access token's size. Nothing else of Gatehouse runs: no interceptors, no call scope, no
  * rate limit, no ORM. That prices a durable rotation on this machine, so the refresh rows can say
  * how much of their time is Gatehouse's own.
  * Forked by bench/run.ts with Gatehouse's runtime settings (npm start's node flags and malloc
@@ -52,8 +52,7 @@ const tokens = create(TokenPairSchema, {
   sessionId: "0193b1c4-7d2e-7c4a-9f1e-5a6b7c8d9e0f",
 });
 
-const rotationUrl = process.argv[process.argv.indexOf("--rotation") + 1];
-const rotation = process.argv.includes("--rotation") && rotationUrl ? await rotationCeiling(rotationUrl) : undefined;
+const rotation = process.argv.includes("--rotation") ? await rotationCeiling(requiredEnv("BENCH_ROTATION_DATABASE_URL")) : undefined;
 
 const rpcHandler = connectNodeAdapter({
   routes: (router) => {
@@ -88,10 +87,12 @@ const server = direct
     });
 const port = await server.listen();
 process.send!({ port });
-process.once("SIGTERM", () => void server.close().then(async () => {
-  await rotation?.close();
-  process.exit(0);
-}));
+process.once("SIGTERM", () => {
+  void server
+    .close()
+    .then(() => rotation?.close())
+    .then(() => process.exit(0));
+});
 
 function createDirectH2c() {
   const h2 = createHttp2Server({}, rpcHandler);
@@ -99,4 +100,10 @@ function createDirectH2c() {
     listen: () => new Promise<number>((resolve) => h2.listen(0, "127.0.0.1", () => resolve((h2.address() as AddressInfo).port))),
     close: () => new Promise<void>((resolve) => h2.close(() => resolve())),
   };
+}
+
+function requiredEnv(name: string): string {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set`);
+  return value;
 }
