@@ -40,6 +40,7 @@ test("the benchmark's rotation ceiling really rotates: one durable successor per
 });
 
 test("the rotation ceiling stops loudly when a rotation does not happen (a disabled user), rather than measuring nothing", async () => {
+  await registerUser(server.auth());
   await server.sql("update users set disabled = true");
   const ceiling = await rotationCeiling(server.databaseUrl);
   try {
