@@ -7,9 +7,10 @@
  * With `--rotation` (and the benchmark's database in BENCH_ROTATION_DATABASE_URL), its Refresh
  * also does the work no refresh can skip: Gatehouse's own rotation statement
  * (`rotateRefreshToken`, without a rate-limit gate) as a named prepared statement on a plain pg
- * pool, and an Ed25519 signature over claims of an access token's size. Nothing else of Gatehouse runs: no interceptors, no call scope, no
- * rate limit, no ORM. That prices a durable rotation on this machine, so the refresh rows can say
- * how much of their time is Gatehouse's own.
+ * pool, and an Ed25519 signature over claims of an access token's size. Nothing else of
+ * Gatehouse runs: no interceptors, no call scope, no rate limit, no ORM. That prices a durable
+ * rotation on this machine, so the refresh rows can say how much of their time is Gatehouse's own.
+ *
  * Forked by bench/run.ts with Gatehouse's runtime settings (npm start's node flags and malloc
  * environment); sends `{ port }` once listening and stops on SIGTERM.
  */

@@ -12,8 +12,9 @@ const CLIENT = { userAgent: "gatehouse-bench", ipAddress: "127.0.0.1" };
 
 /**
  * The durable part of a refresh, without Gatehouse around it (bench/ceilings/echo-server.ts
- * `--rotation`): sessions of the first seeded users, each with a refresh-token chain that this process
- * rotates with Gatehouse's own statement, one rotation per call, then an Ed25519 signature.
+ * `--rotation`): sessions of the first seeded users, each with a refresh-token chain that this
+ * process rotates with Gatehouse's own statement, one rotation per call, then an Ed25519
+ * signature. A rotation that does not happen is an error, so the ceiling never measures less work.
  */
 export async function rotationCeiling(databaseUrl: string) {
   const pool = new pg.Pool({ connectionString: databaseUrl, max: 10 });
