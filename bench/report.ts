@@ -270,8 +270,37 @@ export function renderProfiles(profiles: ProfileSummary[]): string {
       ...p.topInclusiveSrc.map((f) => `| \`${f.frame}\` | ${f.ms} | ${round(f.pct)} |`),
     );
     if (p.allocation) lines.push("", ...renderAllocation(p.allocation));
+    const gatehouse = p.id.startsWith(ROTATION_PROFILE) ? profiles.find((q) => q.id === p.id.slice(ROTATION_PROFILE.length)) : undefined;
+    if (gatehouse) lines.push("", ...renderComparison(p, gatehouse));
   }
   return lines.join("\n");
+}
+
+/** Profiles of the rotation ceiling are named after the refresh profile they go with. */
+const ROTATION_PROFILE = "ceiling.rotation.";
+
+/**
+ * The main thread's time per call, component by component, in the ceiling and in Gatehouse under
+ * the same load: where Gatehouse spends more than the bare server doing the same rotation.
+ */
+function renderComparison(ceiling: ProfileSummary, gatehouse: ProfileSummary): string[] {
+  const perCall = (p: ProfileSummary) => {
+    const calls = (p.throughput * p.windowMs) / 1000;
+    return (ms: number | undefined) => ((ms ?? 0) * 1000) / calls;
+  };
+  const [c, g] = [perCall(ceiling), perCall(gatehouse)];
+  const components = [...new Set([...Object.keys(ceiling.componentMs ?? {}), ...Object.keys(gatehouse.componentMs ?? {})])]
+    .map((name) => ({ name, ceiling: c(ceiling.componentMs?.[name]), gatehouse: g(gatehouse.componentMs?.[name]) }))
+    .sort((a, b) => b.gatehouse - b.ceiling - (a.gatehouse - a.ceiling));
+  const us = (n: number) => n.toFixed(1);
+  return [
+    `Main thread per call, ${gatehouse.title} against this ceiling (self time; the 15 largest differences):`,
+    "",
+    "| Component | ceiling µs/call | Gatehouse µs/call | difference |",
+    "|---|--:|--:|--:|",
+    `| **busy, all components** | ${us(c(ceiling.busyMs))} | ${us(g(gatehouse.busyMs))} | ${us(g(gatehouse.busyMs) - c(ceiling.busyMs))} |`,
+    ...components.slice(0, 15).map((row) => `| \`${row.name}\` | ${us(row.ceiling)} | ${us(row.gatehouse)} | ${us(row.gatehouse - row.ceiling)} |`),
+  ];
 }
 
 function renderAllocation(a: AllocationSummary): string[] {

@@ -166,10 +166,10 @@ async function measure(
  * (heap sizing, malloc tuning), then --server-flags and --server-env. Ratios to a ceiling then
  * compare code with code, not one runtime configuration with another.
  */
-function forkCeiling(ctx: Context, file: string, args: string[] = [], env: Record<string, string> = {}) {
+function forkCeiling(ctx: Context, file: string, args: string[] = [], env: Record<string, string> = {}, nodeFlags: string[] = []) {
   const runtime = gatehouseRuntime();
   return fork(join(REPO_ROOT, "bench", "ceilings", file), args, {
-    execArgv: [...runtime.nodeFlags, ...ctx.settings.serverFlags],
+    execArgv: [...runtime.nodeFlags, ...ctx.settings.serverFlags, ...nodeFlags],
     env: { ...process.env, ...runtime.env, ...ctx.settings.serverEnv, ...env },
     stdio: "inherit",
   });
@@ -218,19 +218,24 @@ async function argon2Ceiling(ctx: Context): Promise<void> {
 
 /**
  * The echo server's rows. With `rotationUrl`, its Refresh also rotates a token in that database
- * and signs (echo-server.ts `--rotation`): the "rotation" ceiling of the refresh rows.
+ * and signs (echo-server.ts `--rotation`): the "rotation" ceiling of the refresh rows. With
+ * `profile`, the server runs under the CPU profiler, which writes `profile.file` as it exits, and
+ * its rows are tagged to stay out of the table.
  */
 async function echoCeilings(
   ctx: Context,
   wanted: { method: "getMe" | "introspect" | "refresh" | "listUsers"; protocol: BenchProtocol }[],
   rotationUrl?: string,
-): Promise<void> {
-  if (wanted.length === 0) return;
+  profile?: { dir: string; file: string },
+): Promise<Measurement[]> {
+  const measured: Measurement[] = [];
+  if (wanted.length === 0) return measured;
   const listener = ctx.settings.echoListener;
+  const profiler = profile ? ["--cpu-prof", "--cpu-prof-dir", profile.dir, "--cpu-prof-name", profile.file] : [];
   // The URL goes in the environment, where a process listing does not show its password.
   const child = rotationUrl
-    ? forkCeiling(ctx, "echo-server.ts", [listener, "--rotation"], { BENCH_ROTATION_DATABASE_URL: rotationUrl })
-    : forkCeiling(ctx, "echo-server.ts", [listener]);
+    ? forkCeiling(ctx, "echo-server.ts", [listener, "--rotation"], { BENCH_ROTATION_DATABASE_URL: rotationUrl }, profiler)
+    : forkCeiling(ctx, "echo-server.ts", [listener], {}, profiler);
   try {
     const { port } = await new Promise<{ port: number }>((resolve, reject) => {
       child.once("message", (message) => resolve(message as { port: number }));
@@ -243,13 +248,14 @@ async function echoCeilings(
       const operation: Operation =
         method === "listUsers" ? { kind: "listUsers", admin: undefined, depth: 0, pageSize: PAGE_SIZE } : { kind: method, users: "none" };
       const concurrency = concurrencyOf(ctx, method);
-      const id = `ceiling.${rotationUrl ? "rotation" : "echo"}.${method}.${protocol}`;
+      const id = `${profile ? "profile." : ""}ceiling.${rotationUrl ? "rotation" : "echo"}.${method}.${protocol}`;
       const title = `Ceiling: bare connect-node ${method}${rotationUrl ? " + rotation statement" : ""}${listener === "direct-h2c" ? " (plain h2c listener)" : ""}`;
-      await measure(ctx, 1, [child.pid!], [{ id, title, spec: spec(ctx, id, target, protocol, operation, concurrency) }]);
+      measured.push(...(await measure(ctx, 1, [child.pid!], [{ id, title, spec: spec(ctx, id, target, protocol, operation, concurrency) }])));
     }
   } finally {
     await terminate(child, 5_000);
   }
+  return measured;
 }
 
 // ---- Gatehouse ----
@@ -430,6 +436,13 @@ async function smallDatabaseScenarios(ctx: Context, cluster: Cluster, seeding: B
       await run(id, { dir: profileDir, of: "allocation" });
       const allocation = await summariseAllocation(join(profileDir, `${id}.allocation.json`));
       ctx.profiles.push({ ...summary, allocation, id, title: `${measured!.title} over ${measured!.protocol}`, throughput: measured!.result.throughput });
+      if (id.startsWith("refresh.")) {
+        // The rotation ceiling under the same profiler, for the per-call comparison in the report.
+        const file = `ceiling.rotation.${id}.cpuprofile`;
+        const [ceiling] = await echoCeilings(ctx, [{ method: "refresh", protocol: measured!.protocol }], url, { dir: profileDir, file });
+        const ceilingSummary = await summariseProfile(join(profileDir, file), ceiling!.result.windowMicros);
+        ctx.profiles.push({ ...ceilingSummary, id: `ceiling.rotation.${id}`, title: `${ceiling!.title} over ${ceiling!.protocol}`, throughput: ceiling!.result.throughput });
+      }
     }
   }
 }

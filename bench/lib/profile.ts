@@ -26,6 +26,8 @@ export interface ProfileSummary {
   busyMs: number;
   topSelf: FrameTime[];
   byComponent: FrameTime[];
+  /** Self time of every component in the window, in ms, not only the top ones (for comparing two profiles). */
+  componentMs?: Record<string, number>;
   /** Gatehouse's own functions (src/) by inclusive time: where its time goes, callees included. */
   topInclusiveSrc: FrameTime[];
   /** Memory allocated per call over the same kind of window, from a separate sampling (allocation-sampler.ts). */
@@ -149,6 +151,7 @@ export async function summariseProfile(file: string, windowMicros: readonly [num
     busyMs: Math.round(busy),
     topSelf,
     byComponent: ranked(components, top),
+    componentMs: Object.fromEntries([...components].map(([component, ms]) => [component, Math.round(ms * 10) / 10])),
     topInclusiveSrc: ranked(inclusive, top),
   };
 }

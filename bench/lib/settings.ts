@@ -17,7 +17,8 @@ Options:
   --large-users <n>     users seeded for the large database (default 1000000; quick 100000; 0 skips it)
   --only <ids>          comma-separated scenario id prefixes, e.g. getMe,introspect,listUsers
   --profile             also run refresh, GetMe, Introspect and Login under node --cpu-prof, then
-                        under the allocation sampler (KB allocated per call), and summarise both
+                        under the allocation sampler (KB allocated per call), and summarise both;
+                        for refresh, also profile the rotation ceiling and compare per call
   --max-other-load <cores>  before each scenario, wait until other processes on the machine use
                         less than this many cores (default 0.25) …
   --quiet-timeout <s>   … for at most this long (default 300; quick 20), then run anyway and say so
