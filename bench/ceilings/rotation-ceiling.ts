@@ -1,6 +1,8 @@
-import { generateKeyPairSync, sign } from "node:crypto";
+import { generateKeyPairSync } from "node:crypto";
 import { Kysely, PostgresDialect, sql } from "kysely";
 import pg from "pg";
+import { signCompactJws } from "../../src/auth/access-token.ts";
+import type { ActiveSigningKey } from "../../src/signing-keys/signing-keys.ts";
 import { prepareMarkedStatements } from "../../src/platform/database/prepared-statements.ts";
 import { newRefreshToken } from "../../src/sessions/refresh-token.ts";
 import { insertSession, rotateRefreshToken, type SessionLifetimes } from "../../src/sessions/session-store.ts";
@@ -13,15 +15,16 @@ const CLIENT = { userAgent: "gatehouse-bench", ipAddress: "127.0.0.1" };
 /**
  * The durable part of a refresh, without Gatehouse around it (bench/ceilings/echo-server.ts
  * `--rotation`): sessions of the first seeded users, each with a refresh-token chain that this
- * process rotates with Gatehouse's own statement, one rotation per call, then an Ed25519
- * signature. A rotation that does not happen is an error, so the ceiling never measures less work.
+ * process rotates with Gatehouse's own statement, one rotation per call, then signs claims of an
+ * access token's size with Gatehouse's own JWS signing (Ed25519). A rotation that does not happen
+ * is an error, so the ceiling never measures less work.
  */
 export async function rotationCeiling(databaseUrl: string) {
   const pool = new pg.Pool({ connectionString: databaseUrl, max: 10 });
   prepareMarkedStatements(pool);
   const db = new Kysely<any>({ dialect: new PostgresDialect({ pool }) });
-  const { privateKey } = generateKeyPairSync("ed25519");
-  const header = Buffer.from(JSON.stringify({ alg: "EdDSA", typ: "at+jwt", kid: "bench" })).toString("base64url");
+  const key: ActiveSigningKey = { kid: "bench", alg: "EdDSA", privateKey: generateKeyPairSync("ed25519").privateKey };
+  const header = { alg: key.alg, kid: key.kid, typ: "at+jwt" };
 
   const { rows: users } = await sql<{ id: string }>`select id from users order by create_time limit ${CHAINS}`.execute(db);
   if (users.length === 0) throw new Error("rotation ceiling: the database has no users to start sessions for");
@@ -44,8 +47,7 @@ export async function rotationCeiling(databaseUrl: string) {
         if (!rotated) throw new Error(`rotation ceiling: session ${chain.sessionId} did not rotate`);
         chain.tokenHash = successor.hash;
         const claims = { iss: "http://localhost:8080", sub: chain.userId, aud: "gatehouse", sid: chain.sessionId, roles: rotated.roles, iat: 0, exp: 0, jti: successor.token };
-        const input = `${header}.${Buffer.from(JSON.stringify(claims)).toString("base64url")}`;
-        sign(null, Buffer.from(input), privateKey);
+        signCompactJws(header, claims, key);
       } finally {
         free.push(chain);
       }
