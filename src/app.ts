@@ -31,10 +31,12 @@ import { createCallDeadlineInterceptor } from "./platform/server/call-deadline.t
 import { kClient } from "./platform/server/context.ts";
 import { createHealthRoutes, isDatabaseReachable } from "./platform/server/health-routes.ts";
 import { sendNotFound, type HttpRequest } from "./platform/server/http-routes.ts";
-import { createGrpcUnaryHandler, serviceSpec } from "./platform/server/grpc-unary.ts";
+import { createConnectUnaryHandler } from "./platform/server/connect-unary.ts";
+import { createGrpcUnaryHandler } from "./platform/server/grpc-unary.ts";
 import { createNoStoreInterceptor } from "./platform/server/no-store.ts";
 import { answerDecodingError, answerUndecodableRequestsAsInvalid, rejectedHandlerAnswer } from "./platform/server/decoding-errors.ts";
 import { createGatehouseServer, type GatehouseServer } from "./platform/server/server.ts";
+import { serviceSpec } from "./platform/server/unary-routes.ts";
 import { startSessionCleanup } from "./sessions/session-cleanup.ts";
 import type { Db } from "./sessions/session-store.ts";
 import { createJwksRoute } from "./signing-keys/jwks-route.ts";
@@ -129,16 +131,20 @@ export function createApp(config: Config, logger: Logger, orm: MikroORM, options
     contextValues,
     fallback: sendNotFound,
   });
-  // Plain unary gRPC calls skip connect-es' streaming pipeline; everything else is connect-es'.
-  const rpcHandler = createGrpcUnaryHandler({
+  // Plain unary gRPC and Connect calls skip connect-node's adapter and connect-es' streaming
+  // pipeline; everything else (GET, compressed requests, gRPC-Web, ...) is connect-es'.
+  const unaryOptions = {
     services: [serviceSpec(AuthService, auth), serviceSpec(UserService, users)],
     interceptors,
     readMaxBytes: config.maxRequestBytes,
     contextValues,
     answerDecodingError,
-    answerRejected: (error, procedure) => rejectedHandlerAnswer(error, logger, procedure),
+    answerRejected: (error: unknown, procedure: string) => rejectedHandlerAnswer(error, logger, procedure),
     logger,
-    fallback: connectHandler,
+  };
+  const rpcHandler = createGrpcUnaryHandler({
+    ...unaryOptions,
+    fallback: createConnectUnaryHandler({ ...unaryOptions, jsonOptions: JSON_OPTIONS, fallback: connectHandler }),
   });
 
   // gRPC health and reflection sit in front of the API on their own router: public by nature,

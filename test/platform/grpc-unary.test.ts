@@ -18,7 +18,8 @@ import { UserSchema } from "../../gen/gatehouse/user/v1/user_pb.js";
 import { gatehouseError } from "../../src/platform/errors/gatehouse-error.ts";
 import { createLogger } from "../../src/platform/observability/logger.ts";
 import { answerDecodingError, answerUndecodableRequestsAsInvalid, rejectedHandlerAnswer } from "../../src/platform/server/decoding-errors.ts";
-import { createGrpcUnaryHandler, serviceSpec } from "../../src/platform/server/grpc-unary.ts";
+import { createGrpcUnaryHandler } from "../../src/platform/server/grpc-unary.ts";
+import { serviceSpec } from "../../src/platform/server/unary-routes.ts";
 
 const READ_MAX_BYTES = 512;
 const kCaller = createContextKey<string>("", { description: "who is calling" });

@@ -1,11 +1,10 @@
 import type { IncomingHttpHeaders } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
-import type { DescMessage, DescService, MessageShape } from "@bufbuild/protobuf";
-import { Code, ConnectError, createHandlerContext, createServiceImplSpec, type ContextValues, type Interceptor, type MethodImplSpec, type ServiceImpl, type ServiceImplSpec } from "@connectrpc/connect";
+import type { DescMessage, MessageShape } from "@bufbuild/protobuf";
+import { Code, ConnectError, createHandlerContext, type ContextValues, type Interceptor, type ServiceImplSpec } from "@connectrpc/connect";
 import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest } from "@connectrpc/connect-node";
 import {
   compressionNegotiate,
-  createMethodSerializationLookup,
   encodeEnvelope,
   envelopeCompress,
   invokeUnaryImplementation,
@@ -15,6 +14,7 @@ import {
 import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import type { Logger } from "../observability/logger.ts";
 import type { HttpRequest, HttpResponse } from "./http-routes.ts";
+import { nodeHeaders, pathOf, unaryRoutes, type UnaryRoute } from "./unary-routes.ts";
 
 /**
  * Unary gRPC calls, answered without connect-es' streaming pipeline.
@@ -57,36 +57,16 @@ export interface GrpcUnaryOptions {
   fallback: (req: HttpRequest, res: HttpResponse) => void;
 }
 
-/** A service and its implementation, typed as `router.service` takes them. */
-export function serviceSpec<S extends DescService>(service: S, implementation: Partial<ServiceImpl<S>>): ServiceImplSpec {
-  // connect-es types createServiceImplSpec for any service; this signature checks the pairing.
-  return createServiceImplSpec(service, implementation as Partial<ServiceImpl<DescService>>);
-}
-
 const GRPC_PROTO = new Set(["application/grpc", "application/grpc+proto"]);
-
-interface Route {
-  spec: MethodImplSpec<DescMessage, DescMessage> & { kind: "unary" };
-  serialization: ReturnType<typeof createMethodSerializationLookup<DescMessage, DescMessage>>;
-}
 
 export function createGrpcUnaryHandler(options: GrpcUnaryOptions): (req: HttpRequest, res: HttpResponse) => void {
   const { interceptors, readMaxBytes, contextValues, answerDecodingError, answerRejected, logger, fallback } = options;
   const acceptCompression = options.acceptCompression ?? [compressionGzip, compressionBrotli];
   const limits = validateReadWriteMaxBytes(readMaxBytes, undefined, undefined);
-  const routes = new Map<string, Route>();
-  for (const { service, methods } of options.services) {
-    for (const spec of Object.values(methods)) {
-      if (spec.kind !== "unary") continue;
-      routes.set(`/${service.typeName}/${spec.method.name}`, {
-        spec: spec as Route["spec"],
-        serialization: createMethodSerializationLookup(spec.method, undefined, undefined, limits),
-      });
-    }
-  }
+  const routes = unaryRoutes(options.services, limits);
 
   return (req, res) => {
-    const route = req.httpVersionMajor === 2 && req.method === "POST" ? routes.get((req.url ?? "").split("?", 1)[0]!) : undefined;
+    const route = req.httpVersionMajor === 2 && req.method === "POST" ? routes.get(pathOf(req.url)) : undefined;
     const headers = req.headers;
     const timeout = route && GRPC_PROTO.has(String(headers["content-type"])) ? parseTimeout(single(headers, "grpc-timeout"), Number.MAX_SAFE_INTEGER) : undefined;
     const compression = timeout && !timeout.error ? compressionNegotiate(acceptCompression, single(headers, "grpc-encoding"), single(headers, "grpc-accept-encoding"), "grpc-accept-encoding") : undefined;
@@ -101,7 +81,7 @@ export function createGrpcUnaryHandler(options: GrpcUnaryOptions): (req: HttpReq
     });
   };
 
-  async function serve(route: Route, timeoutMs: number | undefined, responseCompression: Compression | null, req: Http2ServerRequest, res: Http2ServerResponse): Promise<void> {
+  async function serve(route: UnaryRoute, timeoutMs: number | undefined, responseCompression: Compression | null, req: Http2ServerRequest, res: Http2ServerResponse): Promise<void> {
     const uReq = universalRequestFromNodeRequest(req, res, undefined, contextValues(req));
     const context = createHandlerContext({
       ...route.spec,
@@ -153,7 +133,7 @@ export function createGrpcUnaryHandler(options: GrpcUnaryOptions): (req: HttpReq
    * its errors. Reading stops as soon as the body is known to be wrong, so a caller can make
    * this buffer at most two envelopes of `readMaxBytes`.
    */
-  async function readInput(route: Route, req: Http2ServerRequest): Promise<MessageShape<DescMessage>> {
+  async function readInput(route: UnaryRoute, req: Http2ServerRequest): Promise<MessageShape<DescMessage>> {
     const parse = (data: Uint8Array) => {
       try {
         return route.serialization.getI(true).parse(data);
@@ -228,12 +208,4 @@ function readFrames(req: Http2ServerRequest, readMaxBytes: number): Promise<{ en
 function single(headers: IncomingHttpHeaders, name: string): string | null {
   const value = headers[name];
   return typeof value === "string" ? value : null;
-}
-
-/** Headers for node:http2: every field once, set-cookie as its list. */
-function nodeHeaders(headers: Headers): Record<string, string | string[]> {
-  const out: Record<string, string | string[]> = {};
-  for (const [name, value] of headers) out[name] = value;
-  if (headers.has("set-cookie")) out["set-cookie"] = headers.getSetCookie();
-  return out;
 }
