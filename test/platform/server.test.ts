@@ -160,6 +160,42 @@ describe("one port, every protocol", () => {
     assert.equal(res.status, 415);
   });
 
+  test("a request whose authority and target make no URL is a 400, for every protocol, and the server keeps serving", async () => {
+    const path = "/gatehouse.auth.v1.AuthService/GetMe";
+    const requests = [
+      `POST ${path} HTTP/1.0\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}`,
+      `POST ${path} HTTP/1.0\r\ncontent-type: application/grpc-web+proto\r\ncontent-length: 0\r\n\r\n`,
+      `POST ${path} HTTP/1.1\r\nhost: a b\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}`,
+      `POST //[ HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}`,
+    ];
+    for (const request of requests) {
+      const socket = netConnect(server.port, "127.0.0.1");
+      socket.end(request);
+      const chunks: Buffer[] = [];
+      socket.on("data", (chunk: Buffer) => chunks.push(chunk));
+      await once(socket, "close");
+      const answer = Buffer.concat(chunks).toString("utf8");
+      assert.match(answer, /^HTTP\/1\.1 400 /, request);
+      assert.match(answer, /"code":"invalid_argument"/, request);
+    }
+    const session = http2Connect(server.baseUrl);
+    try {
+      for (const contentType of ["application/json", "application/grpc"]) {
+        // With a host header, node's client sends no :authority.
+        const stream = session.request({ ":method": "POST", ":path": path, host: "[", "content-type": contentType });
+        stream.end();
+        const [headers] = (await once(stream, "response")) as [Record<string, unknown>];
+        stream.resume();
+        assert.equal(headers[":status"], 400, contentType);
+      }
+    } finally {
+      session.close();
+    }
+    assert.equal((await fetch(`${server.baseUrl}/healthz`)).status, 200, "still serving");
+    const me = await postJson(server.baseUrl, path, {});
+    assert.equal(me.json.code, "unauthenticated", "RPCs still answered");
+  });
+
   test("a body over the size limit is refused", async () => {
     const res = await postJson(server.baseUrl, "/gatehouse.auth.v1.AuthService/Register", {
       ...register,

@@ -12,7 +12,7 @@ import type { Config } from "../config/config.ts";
 import type { Logger } from "../observability/logger.ts";
 import { shareAbortReasons } from "./abort-reason.ts";
 import { applyCors } from "./cors.ts";
-import { respond, sendNotFound, type HttpRequest, type HttpResponse, type HttpRoute } from "./http-routes.ts";
+import { respond, sendJson, sendNotFound, type HttpRequest, type HttpResponse, type HttpRoute } from "./http-routes.ts";
 import { createProtocolListener } from "./protocol-listener.ts";
 
 export interface ServerOptions {
@@ -72,7 +72,16 @@ export function createGatehouseServer(options: ServerOptions): GatehouseServer {
       });
       return;
     }
-    rpcHandler(req, res);
+    if (!hasUsableUrl(req)) {
+      sendJson(res, 400, { code: "invalid_argument", message: "The request needs a Host header (or :authority) and a target that together form a valid URL." });
+      return;
+    }
+    try {
+      rpcHandler(req, res);
+    } catch (err) {
+      logger.error({ err, path }, "request failed before answering");
+      if (!res.headersSent) sendJson(res, 500, { code: "internal", message: "Something went wrong on our side; the error was logged." });
+    }
   };
 
   const sessions = new Set<Http2Session>();
@@ -148,6 +157,16 @@ export function createGatehouseServer(options: ServerOptions): GatehouseServer {
       await closed;
     },
   };
+}
+
+/**
+ * Whether connect-node can build the call's URL from the request's authority and target. It
+ * throws, outside any promise (so the process would exit), when it cannot: an HTTP/1.0 request
+ * without Host, an HTTP/2 one without :authority, a Host or target that makes no URL.
+ */
+function hasUsableUrl(req: HttpRequest): boolean {
+  const authority = "authority" in req ? req.authority : req.headers.host;
+  return !!authority && URL.canParse(req.url ?? "", `http://${authority}`);
 }
 
 export { sendNotFound };
