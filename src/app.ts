@@ -36,7 +36,7 @@ import { createGrpcUnaryHandler } from "./platform/server/grpc-unary.ts";
 import { createNoStoreInterceptor } from "./platform/server/no-store.ts";
 import { answerDecodingError, answerUndecodableRequestsAsInvalid, rejectedHandlerAnswer } from "./platform/server/decoding-errors.ts";
 import { createGatehouseServer, type GatehouseServer } from "./platform/server/server.ts";
-import { serviceSpec } from "./platform/server/unary-routes.ts";
+import { serviceSpec } from "./platform/server/unary-fast-path.ts";
 import { startSessionCleanup } from "./sessions/session-cleanup.ts";
 import type { Db } from "./sessions/session-store.ts";
 import { createJwksRoute } from "./signing-keys/jwks-route.ts";

@@ -11,89 +11,17 @@ import { Agent, createServer as createHttp1Server, request as http1Request, type
 import { connect, createServer as createHttp2Server, type ClientHttp2Session, type Http2Server, constants as h2 } from "node:http2";
 import type { AddressInfo } from "node:net";
 import { gunzipSync, gzipSync } from "node:zlib";
-import { create, toBinary, type JsonReadOptions, type JsonWriteOptions } from "@bufbuild/protobuf";
-import { Code, ConnectError, createContextKey, createContextValues, type Interceptor } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
-import { AuthService, GetMeRequestSchema, IntrospectRequestSchema } from "../../gen/gatehouse/auth/v1/auth_pb.js";
-import { UserSchema } from "../../gen/gatehouse/user/v1/user_pb.js";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { GetMeRequestSchema } from "../../gen/gatehouse/auth/v1/auth_pb.js";
 import { ErrorInfoSchema } from "../../src/platform/errors/error-details.ts";
-import { gatehouseError } from "../../src/platform/errors/gatehouse-error.ts";
-import { createLogger } from "../../src/platform/observability/logger.ts";
 import { createConnectUnaryHandler } from "../../src/platform/server/connect-unary.ts";
-import { answerDecodingError, answerUndecodableRequestsAsInvalid, rejectedHandlerAnswer } from "../../src/platform/server/decoding-errors.ts";
 import type { HttpRequest, HttpResponse } from "../../src/platform/server/http-routes.ts";
-import { serviceSpec } from "../../src/platform/server/unary-routes.ts";
+import { READ_MAX_BYTES, fastPathOptions, lastAbort, referenceAdapter } from "../support/unary-fixture.ts";
 
-const READ_MAX_BYTES = 512;
-const kCaller = createContextKey<string>("", { description: "who is calling" });
-const logger = createLogger("silent");
-/** As the server's: unknown JSON fields and invalid UTF-8 are refused. */
-const jsonOptions: Partial<JsonReadOptions & JsonWriteOptions> & { textDecoder: { decode(bytes: Uint8Array): string } } = {
-  ignoreUnknownFields: false,
-  textDecoder: new TextDecoder("utf-8", { fatal: true }),
-};
-
-/** What the implementation saw of the last call's signal, for the cancellation case. */
-let lastAbort: { reason: unknown } | undefined;
-
-const implementation = {
-  getMe: (_req: unknown, ctx: { requestHeader: Headers; values: { get(key: typeof kCaller): string } }) => {
-    const size = Number(ctx.requestHeader.get("x-name-length") ?? "6");
-    return { user: create(UserSchema, { id: "u-1", username: ctx.values.get(kCaller), firstName: "G".repeat(size), roles: ["user"] }) };
-  },
-  introspect: (req: { token: string }) => {
-    if (req.token === "surrogate") throw new ConnectError(`no such token: \ud800`, Code.NotFound);
-    if (req.token === "busy") throw gatehouseError("RATE_LIMITED", "Too many calls; wait a moment.", { retryAfterMs: 2_500 });
-    if (req.token === "crash") throw new TypeError("something broke");
-    throw gatehouseError("TOKEN_INVALID", `The token ${req.token} is not valid.`);
-  },
-  refresh: async (_req: unknown, ctx: { signal: AbortSignal }) => {
-    await new Promise((resolve) => ctx.signal.addEventListener("abort", resolve, { once: true }));
-    lastAbort = { reason: ctx.signal.reason };
-    throw ctx.signal.reason;
-  },
-};
-
-const stamp: Interceptor = (next) => async (req) => {
-  const res = await next(req);
-  res.header.set("x-stamped", req.method.name);
-  res.trailer.set("x-stamped-trailer", "yes");
-  return res;
-};
-
-const options = {
-  interceptors: [stamp],
-  readMaxBytes: READ_MAX_BYTES,
-  jsonOptions,
-  contextValues: (req: { headers: Record<string, unknown> }) => createContextValues().set(kCaller, String(req.headers["x-caller"] ?? "nobody")),
-};
-
-function connectAdapter() {
-  return connectNodeAdapter({
-    routes: (router) => {
-      router.service(AuthService, implementation as never);
-      answerUndecodableRequestsAsInvalid(router, logger);
-    },
-    ...options,
-  });
-}
-
-let fellBack = 0;
-const unaryHandler = (() => {
-  const fallback = connectAdapter();
-  return createConnectUnaryHandler({
-    services: [serviceSpec(AuthService, implementation as never)],
-    ...options,
-    answerDecodingError,
-    answerRejected: (error, procedure) => rejectedHandlerAnswer(error, logger, procedure),
-    logger,
-    fallback: (req, res) => {
-      fellBack++;
-      fallback(req, res);
-    },
-  });
-})();
-const referenceHandler = connectAdapter();
+const fellBack = { count: 0 };
+const unaryHandler = createConnectUnaryHandler(fastPathOptions(fellBack));
+const referenceHandler = referenceAdapter();
 
 type Protocol = "http/1.1" | "h2";
 const PROTOCOLS: Protocol[] = ["http/1.1", "h2"];
@@ -160,7 +88,7 @@ function call(protocol: Protocol, target: Target, { path, body, headers = {}, me
       const stream = target.session!.request({ [h2.HTTP2_HEADER_METHOD]: method, [h2.HTTP2_HEADER_PATH]: path, ...fields, ...length });
       let status = 0;
       let pairs: [string, string][] = [];
-      stream.on("response", (response, flags, raw: string[]) => {
+      stream.on("response", (response, _flags, raw: string[]) => {
         status = Number(response[":status"]);
         pairs = withoutDate(pairsOf(raw));
       });
@@ -195,9 +123,9 @@ async function both(request: Request, expected: "unary" | "fallback" = "unary"):
   const answers: Answer[] = [];
   for (const protocol of PROTOCOLS) {
     if (request.chunked && protocol === "h2") continue;
-    const before = fellBack;
+    const before = fellBack.count;
     const got = await call(protocol, targets[protocol].unary, request);
-    assert.equal(fellBack - before, expected === "unary" ? 0 : 1, `${protocol}: answered by the ${expected} path`);
+    assert.equal(fellBack.count - before, expected === "unary" ? 0 : 1, `${protocol}: answered by the ${expected} path`);
     assert.deepEqual(got, await call(protocol, targets[protocol].reference, request), `${protocol}: the same answer as connect-es alone`);
     answers.push(got);
   }
@@ -319,9 +247,18 @@ test("requests this handler leaves to connect-es: GET, compressed requests, bad 
   for (const answer of await both({ path: "/gatehouse.auth.v1.AuthService/NoSuchMethod", body: Buffer.from("{}") }, "fallback")) assert.equal(answer.status, 404);
 });
 
+test("an answer that cannot be written is answered with a logged internal error, not left hanging", async () => {
+  // connect-node's adapter only prints such a failure and never answers, so this is the fast path alone.
+  const before = fellBack.count;
+  const answer = await call("http/1.1", targets["http/1.1"].unary, { path: GET_ME, body: Buffer.from("{}"), headers: { "x-unwritable-answer": "1" } });
+  assert.equal(fellBack.count, before);
+  assert.equal(answer.status, 500);
+  assert.deepEqual(json(answer), { code: "internal", message: "Something went wrong on our side; the error was logged." });
+});
+
 /** Starts a call that waits for its signal, goes away mid-call, and returns what the implementation saw. */
 async function abandon(protocol: Protocol, target: Target): Promise<{ reason: unknown }> {
-  lastAbort = undefined;
+  lastAbort.seen = undefined;
   if (protocol === "h2") {
     const stream = target.session!.request({ [h2.HTTP2_HEADER_METHOD]: "POST", [h2.HTTP2_HEADER_PATH]: REFRESH, "content-type": "application/json" });
     stream.end("{}");
@@ -334,8 +271,8 @@ async function abandon(protocol: Protocol, target: Target): Promise<{ reason: un
     await new Promise((resolve) => setTimeout(resolve, 50));
     req.destroy();
   }
-  for (let i = 0; i < 100 && !lastAbort; i++) await new Promise((resolve) => setTimeout(resolve, 10));
-  const seen = lastAbort as { reason: unknown } | undefined;
+  for (let i = 0; i < 100 && !lastAbort.seen; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+  const seen = lastAbort.seen;
   assert.ok(seen, `${protocol}: the implementation saw its signal abort`);
   return seen;
 }

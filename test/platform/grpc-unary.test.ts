@@ -11,63 +11,12 @@ import { connect, createServer, type ClientHttp2Session, type Http2Server, const
 import type { AddressInfo } from "node:net";
 import { gzipSync } from "node:zlib";
 import { create, toBinary } from "@bufbuild/protobuf";
-import { Code, ConnectError, createContextKey, createContextValues, type Interceptor } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
-import { AuthService, GetMeRequestSchema, IntrospectRequestSchema, RefreshRequestSchema } from "../../gen/gatehouse/auth/v1/auth_pb.js";
-import { UserSchema } from "../../gen/gatehouse/user/v1/user_pb.js";
-import { gatehouseError } from "../../src/platform/errors/gatehouse-error.ts";
-import { createLogger } from "../../src/platform/observability/logger.ts";
-import { answerDecodingError, answerUndecodableRequestsAsInvalid, rejectedHandlerAnswer } from "../../src/platform/server/decoding-errors.ts";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { GetMeRequestSchema, IntrospectRequestSchema, RefreshRequestSchema } from "../../gen/gatehouse/auth/v1/auth_pb.js";
 import { createGrpcUnaryHandler } from "../../src/platform/server/grpc-unary.ts";
-import { serviceSpec } from "../../src/platform/server/unary-routes.ts";
+import { READ_MAX_BYTES, fastPathOptions, lastAbort, referenceAdapter } from "../support/unary-fixture.ts";
 
-const READ_MAX_BYTES = 512;
-const kCaller = createContextKey<string>("", { description: "who is calling" });
-const logger = createLogger("silent");
-
-/** What the implementation saw of the last call's signal, for the cancellation case. */
-let lastAbort: { reason: unknown } | undefined;
-
-const implementation = {
-  getMe: (_req: unknown, ctx: { requestHeader: Headers; values: { get(key: typeof kCaller): string } }) => {
-    const size = Number(ctx.requestHeader.get("x-name-length") ?? "6");
-    return { user: create(UserSchema, { id: "u-1", username: ctx.values.get(kCaller), firstName: "G".repeat(size), roles: ["user"] }) };
-  },
-  introspect: (req: { token: string }) => {
-    if (req.token === "surrogate") throw new ConnectError(`no such token: \ud800`, Code.NotFound);
-    throw gatehouseError("TOKEN_INVALID", `The token ${req.token} is not valid.`);
-  },
-  refresh: async (_req: unknown, ctx: { signal: AbortSignal }) => {
-    await new Promise((resolve) => ctx.signal.addEventListener("abort", resolve, { once: true }));
-    lastAbort = { reason: ctx.signal.reason };
-    throw ctx.signal.reason;
-  },
-};
-
-const stamp: Interceptor = (next) => async (req) => {
-  const res = await next(req);
-  res.header.set("x-stamped", req.method.name);
-  res.trailer.set("x-stamped-trailer", "yes");
-  return res;
-};
-
-const options = {
-  interceptors: [stamp],
-  readMaxBytes: READ_MAX_BYTES,
-  contextValues: (req: { headers: Record<string, unknown> }) => createContextValues().set(kCaller, String(req.headers["x-caller"] ?? "nobody")),
-};
-
-function connectAdapter() {
-  return connectNodeAdapter({
-    routes: (router) => {
-      router.service(AuthService, implementation as never);
-      answerUndecodableRequestsAsInvalid(router, logger);
-    },
-    ...options,
-  });
-}
-
-let fellBack = 0;
+const fellBack = { count: 0 };
 const servers: Http2Server[] = [];
 const sessions: ClientHttp2Session[] = [];
 let unary: ClientHttp2Session;
@@ -83,21 +32,8 @@ async function serve(handler: Parameters<typeof createServer>[1]): Promise<Clien
 }
 
 before(async () => {
-  const fallback = connectAdapter();
-  unary = await serve(
-    createGrpcUnaryHandler({
-      services: [serviceSpec(AuthService, implementation as never)],
-      ...options,
-      answerDecodingError,
-      answerRejected: (error, procedure) => rejectedHandlerAnswer(error, logger, procedure),
-      logger,
-      fallback: (req, res) => {
-        fellBack++;
-        fallback(req, res);
-      },
-    }),
-  );
-  reference = await serve(connectAdapter());
+  unary = await serve(createGrpcUnaryHandler(fastPathOptions(fellBack)));
+  reference = await serve(referenceAdapter());
 });
 
 after(async () => {
@@ -138,9 +74,9 @@ function call(session: ClientHttp2Session, path: string, body: Buffer, headers: 
 
 /** Sends the same request to both servers; returns the unary handler's answer after checking they match. */
 async function both(path: string, body: Buffer, headers?: Record<string, string>, expected: "unary" | "fallback" = "unary"): Promise<Answer> {
-  const before = fellBack;
+  const before = fellBack.count;
   const got = await call(unary, path, body, headers);
-  assert.equal(fellBack - before, expected === "unary" ? 0 : 1, `answered by the ${expected} path`);
+  assert.equal(fellBack.count - before, expected === "unary" ? 0 : 1, `answered by the ${expected} path`);
   assert.deepEqual(got, await call(reference, path, body, headers), "the same answer as connect-es alone");
   return got;
 }
@@ -236,12 +172,12 @@ test("requests this handler leaves to connect-es: gRPC-JSON, compressed requests
 });
 
 test("a client that cancels the call aborts the implementation's signal with canceled", async () => {
-  lastAbort = undefined;
+  lastAbort.seen = undefined;
   const stream = unary.request({ [h2.HTTP2_HEADER_METHOD]: "POST", [h2.HTTP2_HEADER_PATH]: REFRESH, "content-type": "application/grpc", te: "trailers" });
   stream.end(envelope(toBinary(RefreshRequestSchema, create(RefreshRequestSchema))));
   await new Promise((resolve) => setTimeout(resolve, 50));
   stream.close(h2.NGHTTP2_CANCEL);
-  const seen = () => lastAbort;
+  const seen = () => lastAbort.seen;
   for (let i = 0; i < 100 && !seen(); i++) await new Promise((resolve) => setTimeout(resolve, 10));
   const reason = seen()?.reason;
   assert.ok(reason instanceof ConnectError, "the implementation saw its signal abort, with a ConnectError");

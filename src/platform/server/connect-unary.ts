@@ -1,12 +1,11 @@
 import type { IncomingHttpHeaders } from "node:http";
 import type { JsonReadOptions, JsonWriteOptions } from "@bufbuild/protobuf";
-import { Code, ConnectError, createHandlerContext, type ContextValues, type Interceptor, type ServiceImplSpec } from "@connectrpc/connect";
-import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest } from "@connectrpc/connect-node";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
 import { compressionNegotiate, invokeUnaryImplementation, mergeNonProtocolHeaders, validateReadWriteMaxBytes, type Compression } from "@connectrpc/connect/protocol";
 import { codeToHttpStatus, errorToJsonBytes, parseContentType, parseTimeout, trailerMux } from "@connectrpc/connect/protocol-connect";
-import type { Logger } from "../observability/logger.ts";
 import type { HttpRequest, HttpResponse } from "./http-routes.ts";
-import { nodeHeaders, pathOf, unaryRoutes, type UnaryRoute } from "./unary-routes.ts";
+import { nodeHeaders, pathOf, unaryRoutes, unaryCallContext, type UnaryFastPathOptions, type UnaryRoute } from "./unary-fast-path.ts";
 
 /**
  * Unary Connect calls (JSON and binary, POST), answered without connect-node's adapter.
@@ -27,26 +26,9 @@ import { nodeHeaders, pathOf, unaryRoutes, type UnaryRoute } from "./unary-route
  * goes to `fallback`, connect-es' own adapter, untouched. test/platform/connect-unary.test.ts sends
  * the same requests, well-formed and malformed, to both and compares the answers byte for byte.
  */
-export interface ConnectUnaryOptions {
-  /** The services and their implementations (`serviceSpec`), as registered on the fallback's router. */
-  services: readonly ServiceImplSpec[];
-  interceptors: Interceptor[];
-  readMaxBytes: number;
+export interface ConnectUnaryOptions extends UnaryFastPathOptions {
   /** The fallback's `jsonOptions`: they read request bodies and write error details. */
   jsonOptions?: Partial<JsonReadOptions & JsonWriteOptions>;
-  contextValues: (req: HttpRequest) => ContextValues;
-  /** connect-node's default when unset: gzip and brotli. */
-  acceptCompression?: Compression[];
-  /**
-   * What the caller is told for an error raised while decoding the request, before any
-   * interceptor runs (the fallback's router rewrites the same errors the same way).
-   */
-  answerDecodingError: (error: ConnectError) => ConnectError;
-  /** The answer when answering itself fails (the fallback's router answers the same). */
-  answerRejected: (error: unknown, procedure: string) => ConnectError;
-  logger: Logger;
-  /** Every request this handler does not take. */
-  fallback: (req: HttpRequest, res: HttpResponse) => void;
 }
 
 const CONTENT_TYPE_JSON = "application/json";
@@ -71,31 +53,22 @@ export function createConnectUnaryHandler(options: ConnectUnaryOptions): (req: H
     }
     serve(route, type.binary, timeout.timeoutMs, compression.response, fields["content-length"], req, res).catch((error: unknown) => {
       const procedure = pathOf(req.url);
-      logger.error({ err: error, procedure }, "Connect call failed while answering");
       if (res.headersSent || res.destroyed) {
+        logger.error({ err: error, procedure }, "Connect call failed while answering");
         res.destroy();
         return;
       }
-      const body = errorToJsonBytes(answerRejected(error, procedure), {});
-      res.writeHead(codeToHttpStatus(Code.Internal), { "content-type": CONTENT_TYPE_JSON, "content-length": String(body.byteLength) });
+      // Logs the error unless it is the caller's fault.
+      const answer = answerRejected(error, procedure);
+      const body = errorToJsonBytes(answer, {});
+      res.writeHead(codeToHttpStatus(answer.code), { "content-type": CONTENT_TYPE_JSON, "content-length": String(body.byteLength) });
       res.end(body);
     });
   };
 
   async function serve(route: UnaryRoute, binary: boolean, timeoutMs: number | undefined, responseCompression: Compression | null, declaredLength: string | null, req: HttpRequest, res: HttpResponse): Promise<void> {
-    const uReq = universalRequestFromNodeRequest(req, res, undefined, contextValues(req));
-    const context = createHandlerContext({
-      ...route.spec,
-      service: route.spec.method.parent,
-      protocolName: "connect",
-      requestMethod: "POST",
-      timeoutMs,
-      requestSignal: uReq.signal,
-      requestHeader: uReq.header,
-      url: uReq.url,
-      responseHeader: { "content-type": binary ? CONTENT_TYPE_PROTO : CONTENT_TYPE_JSON },
-      contextValues: uReq.contextValues,
-    });
+    const responseHeader = { "content-type": binary ? CONTENT_TYPE_PROTO : CONTENT_TYPE_JSON };
+    const context = unaryCallContext(route, { protocolName: "connect", timeoutMs, responseHeader }, req, res, contextValues(req));
     let status = 200;
     let body: Uint8Array;
     try {

@@ -1,8 +1,8 @@
 import type { IncomingHttpHeaders } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import type { DescMessage, MessageShape } from "@bufbuild/protobuf";
-import { Code, ConnectError, createHandlerContext, type ContextValues, type Interceptor, type ServiceImplSpec } from "@connectrpc/connect";
-import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest } from "@connectrpc/connect-node";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
 import {
   compressionNegotiate,
   encodeEnvelope,
@@ -12,9 +12,8 @@ import {
   type Compression,
 } from "@connectrpc/connect/protocol";
 import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
-import type { Logger } from "../observability/logger.ts";
 import type { HttpRequest, HttpResponse } from "./http-routes.ts";
-import { nodeHeaders, pathOf, unaryRoutes, type UnaryRoute } from "./unary-routes.ts";
+import { nodeHeaders, pathOf, unaryRoutes, unaryCallContext, type UnaryFastPathOptions, type UnaryRoute } from "./unary-fast-path.ts";
 
 /**
  * Unary gRPC calls, answered without connect-es' streaming pipeline.
@@ -37,25 +36,7 @@ import { nodeHeaders, pathOf, unaryRoutes, type UnaryRoute } from "./unary-route
  * sends the same requests, well-formed and malformed, to both and compares the answers byte
  * for byte.
  */
-export interface GrpcUnaryOptions {
-  /** The services and their implementations (`serviceSpec`), as registered on the fallback's router. */
-  services: readonly ServiceImplSpec[];
-  interceptors: Interceptor[];
-  readMaxBytes: number;
-  contextValues: (req: HttpRequest) => ContextValues;
-  /** connect-node's default when unset: gzip and brotli. */
-  acceptCompression?: Compression[];
-  /**
-   * What the caller is told for an error raised while decoding the request, before any
-   * interceptor runs (the fallback's router rewrites the same errors the same way).
-   */
-  answerDecodingError: (error: ConnectError) => ConnectError;
-  /** The answer when the status itself cannot be encoded (the fallback's router answers the same). */
-  answerRejected: (error: unknown, procedure: string) => ConnectError;
-  logger: Logger;
-  /** Every request this handler does not take. */
-  fallback: (req: HttpRequest, res: HttpResponse) => void;
-}
+export type GrpcUnaryOptions = UnaryFastPathOptions;
 
 const GRPC_PROTO = new Set(["application/grpc", "application/grpc+proto"]);
 
@@ -82,20 +63,13 @@ export function createGrpcUnaryHandler(options: GrpcUnaryOptions): (req: HttpReq
   };
 
   async function serve(route: UnaryRoute, timeoutMs: number | undefined, responseCompression: Compression | null, req: Http2ServerRequest, res: Http2ServerResponse): Promise<void> {
-    const uReq = universalRequestFromNodeRequest(req, res, undefined, contextValues(req));
-    const context = createHandlerContext({
-      ...route.spec,
-      service: route.spec.method.parent,
-      protocolName: "grpc",
-      requestMethod: "POST",
-      timeoutMs,
-      requestSignal: uReq.signal,
-      requestHeader: uReq.header,
-      url: uReq.url,
-      responseHeader: { "content-type": "application/grpc+proto" },
-      responseTrailer: { "grpc-status": "0" },
-      contextValues: uReq.contextValues,
-    });
+    const context = unaryCallContext(
+      route,
+      { protocolName: "grpc", timeoutMs, responseHeader: { "content-type": "application/grpc+proto" }, responseTrailer: { "grpc-status": "0" } },
+      req,
+      res,
+      contextValues(req),
+    );
     if (responseCompression) context.responseHeader.set("grpc-encoding", responseCompression.name);
     let body: Uint8Array | undefined;
     let failure: unknown;
