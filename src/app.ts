@@ -36,7 +36,7 @@ import { createGrpcUnaryHandler } from "./platform/server/grpc-unary.ts";
 import { createNoStoreInterceptor } from "./platform/server/no-store.ts";
 import { answerDecodingError, answerUndecodableRequestsAsInvalid, rejectedHandlerAnswer } from "./platform/server/decoding-errors.ts";
 import { createGatehouseServer, type GatehouseServer } from "./platform/server/server.ts";
-import { serviceSpec } from "./platform/server/unary-fast-path.ts";
+import { serviceSpec, type UnaryFastPathOptions } from "./platform/server/unary-fast-path.ts";
 import { startSessionCleanup } from "./sessions/session-cleanup.ts";
 import type { Db } from "./sessions/session-store.ts";
 import { createJwksRoute } from "./signing-keys/jwks-route.ts";
@@ -133,13 +133,13 @@ export function createApp(config: Config, logger: Logger, orm: MikroORM, options
   });
   // Plain unary gRPC and Connect calls skip connect-node's adapter and connect-es' streaming
   // pipeline; everything else (GET, compressed requests, gRPC-Web, ...) is connect-es'.
-  const unaryOptions = {
+  const unaryOptions: Omit<UnaryFastPathOptions, "fallback"> = {
     services: [serviceSpec(AuthService, auth), serviceSpec(UserService, users)],
     interceptors,
     readMaxBytes: config.maxRequestBytes,
     contextValues,
     answerDecodingError,
-    answerRejected: (error: unknown, procedure: string) => rejectedHandlerAnswer(error, logger, procedure),
+    answerRejected: (error, procedure) => rejectedHandlerAnswer(error, logger, procedure),
     logger,
   };
   const rpcHandler = createGrpcUnaryHandler({

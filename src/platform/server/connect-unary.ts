@@ -4,7 +4,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
 import { compressionNegotiate, invokeUnaryImplementation, mergeNonProtocolHeaders, validateReadWriteMaxBytes, type Compression } from "@connectrpc/connect/protocol";
 import { codeToHttpStatus, errorToJsonBytes, parseContentType, parseTimeout, trailerMux } from "@connectrpc/connect/protocol-connect";
-import type { HttpRequest, HttpResponse } from "./http-routes.ts";
+import { sendConnectError, type HttpRequest, type HttpResponse } from "./http-routes.ts";
 import { nodeHeaders, pathOf, unaryRoutes, unaryCallContext, type UnaryFastPathOptions, type UnaryRoute } from "./unary-fast-path.ts";
 
 /**
@@ -59,10 +59,7 @@ export function createConnectUnaryHandler(options: ConnectUnaryOptions): (req: H
         return;
       }
       // Logs the error unless it is the caller's fault.
-      const answer = answerRejected(error, procedure);
-      const body = errorToJsonBytes(answer, {});
-      res.writeHead(codeToHttpStatus(answer.code), { "content-type": CONTENT_TYPE_JSON, "content-length": String(body.byteLength) });
-      res.end(body);
+      sendConnectError(res, answerRejected(error, procedure));
     });
   };
 

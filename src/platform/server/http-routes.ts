@@ -1,4 +1,6 @@
+import type { ConnectError } from "@connectrpc/connect";
 import type { connectNodeAdapter } from "@connectrpc/connect-node";
+import { codeToHttpStatus, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
 
 type NodeHandler = ReturnType<typeof connectNodeAdapter>;
 /** A request or response of either Node HTTP server (HTTP/1.1 or HTTP/2), as connect-node sees them. */
@@ -23,6 +25,13 @@ export function sendJson(res: HttpResponse, status: number, body: unknown, heade
     { "content-type": "application/json; charset=utf-8", "content-length": String(Buffer.byteLength(payload)), ...headers },
     payload,
   );
+}
+
+/** An error as a Connect unary call answers it: the HTTP status of its code and its JSON body. */
+export function sendConnectError(res: HttpResponse, error: ConnectError): void {
+  const body = errorToJsonBytes(error, {});
+  res.writeHead(codeToHttpStatus(error.code), { "content-type": "application/json", "content-length": String(body.byteLength) });
+  res.end(body);
 }
 
 /** Any path that is neither an RPC nor a known endpoint. */

@@ -12,7 +12,8 @@ import type { Config } from "../config/config.ts";
 import type { Logger } from "../observability/logger.ts";
 import { shareAbortReasons } from "./abort-reason.ts";
 import { applyCors } from "./cors.ts";
-import { respond, sendJson, sendNotFound, type HttpRequest, type HttpResponse, type HttpRoute } from "./http-routes.ts";
+import { rejectedHandlerAnswer } from "./decoding-errors.ts";
+import { respond, sendConnectError, sendJson, sendNotFound, type HttpRequest, type HttpResponse, type HttpRoute } from "./http-routes.ts";
 import { createProtocolListener } from "./protocol-listener.ts";
 
 export interface ServerOptions {
@@ -79,8 +80,8 @@ export function createGatehouseServer(options: ServerOptions): GatehouseServer {
     try {
       rpcHandler(req, res);
     } catch (err) {
-      logger.error({ err, path }, "request failed before answering");
-      if (!res.headersSent) sendJson(res, 500, { code: "internal", message: "Something went wrong on our side; the error was logged." });
+      const answer = rejectedHandlerAnswer(err, logger, path);
+      if (!res.headersSent) sendConnectError(res, answer);
     }
   };
 
