@@ -184,8 +184,9 @@ const NOISY_IO_FULL_PCT = 10;
 function fmtCpu(cpu: CpuUse | undefined): string {
   if (!cpu) return "—";
   const parts = [cpu.serverCores, cpu.postgresCores, cpu.loadCores, cpu.otherCores].map((cores) => cores.toFixed(1));
+  const steal = (cpu.stealCores ?? 0) >= 0.05 ? ` (steal ${cpu.stealCores!.toFixed(1)})` : "";
   const io = cpu.ioFullPct > 1 ? `; disk stall ${Math.round(cpu.ioFullPct)}%` : "";
-  return `${parts.join(" / ")}${io}${cpu.otherCores > NOISY_CORES || cpu.ioFullPct > NOISY_IO_FULL_PCT ? " ⚠" : ""}`;
+  return `${parts.join(" / ")}${steal}${io}${cpu.otherCores > NOISY_CORES || cpu.ioFullPct > NOISY_IO_FULL_PCT ? " ⚠" : ""}`;
 }
 
 const verdict = (pass: boolean | undefined) => (pass === true ? "✅ pass" : pass === false ? "❌ fail" : "—");
@@ -230,7 +231,8 @@ export function renderMarkdown(report: BenchReport): string {
   lines.push(
     "",
     `CPU: cores used while measuring by the Gatehouse process(es) (all threads, argon2 included), PostgreSQL, the load generator(s), ` +
-      `and processes outside the benchmark (the machine may be shared: ⚠ marks more than ${NOISY_CORES} cores of those, or a disk that stalled every task ` +
+      `and what was not the benchmark: processes outside it, and "steal", time the hypervisor gave this VM's cores to someone else ` +
+      `(the machine may be shared: ⚠ marks more than ${NOISY_CORES} cores of those, or a disk that stalled every task ` +
       `more than ${NOISY_IO_FULL_PCT}% of the time (Linux PSI "full"), where the figure is pessimistic). ` +
       `For the argon2 ceiling, "srv" is the ceiling process.`,
   );

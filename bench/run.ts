@@ -83,7 +83,7 @@ function report(m: Measurement): void {
   log(
     `  ${m.id.padEnd(34)} ${r.throughput.toFixed(1).padStart(9)}/s  p50 ${ms(r.latencyMs.p50)} ms  p99 ${ms(r.latencyMs.p99)} ms` +
       `  errors ${r.errors}${r.errors ? ` ${JSON.stringify(r.errorCodes)} ${r.firstErrors[0] ?? ""}` : ""}  rss ${rss}` +
-      `  cpu srv ${m.cpu.serverCores} pg ${m.cpu.postgresCores} load ${m.cpu.loadCores} other ${m.cpu.otherCores} io-full ${m.cpu.ioFullPct}%`,
+      `  cpu srv ${m.cpu.serverCores} pg ${m.cpu.postgresCores} load ${m.cpu.loadCores} other ${m.cpu.otherCores} (steal ${m.cpu.stealCores ?? 0}) io-full ${m.cpu.ioFullPct}%`,
   );
 }
 
@@ -97,7 +97,7 @@ const disturbance = (cpu: CpuUse) => cpu.otherCores + (cpu.ioFullPct > NOISY_IO_
 /** Before a measurement: let other processes on a shared machine finish what they are doing. */
 async function quiet(ctx: Context, what: string): Promise<void> {
   const use = await waitForQuiet(ctx.settings.maxOtherLoad, ctx.settings.quietTimeoutMs, (busy) =>
-    log(`  (waiting: other processes use ${busy.otherCores} cores; starting ${what} when below ${ctx.settings.maxOtherLoad})`),
+    log(`  (waiting: other processes and steal use ${busy.otherCores} cores (steal ${busy.stealCores ?? 0}); starting ${what} when below ${ctx.settings.maxOtherLoad})`),
   );
   if (use.otherCores >= ctx.settings.maxOtherLoad) log(`  (other processes still use ${use.otherCores} cores; measuring ${what} anyway)`);
 }
@@ -133,7 +133,7 @@ async function measure(
     }
     if (disturbance(best.cpu) <= noisyCores(ctx)) break;
     log(
-      `  (${what}: other processes took ${run.cpu.otherCores} cores, the disk stalled everything ${run.cpu.ioFullPct}% of the time` +
+      `  (${what}: other processes and steal took ${run.cpu.otherCores} cores (steal ${run.cpu.stealCores ?? 0}), the disk stalled everything ${run.cpu.ioFullPct}% of the time` +
         `${attempt < ctx.settings.retries ? "; measuring again" : ""})`,
     );
   }

@@ -9,6 +9,8 @@ import { readdirSync, readFileSync } from "node:fs";
 interface CpuSnapshot {
   readonly at: number;
   readonly busyTicks: number;
+  /** Of which ticks the hypervisor gave the vCPUs to someone else (steal): the VM was not running. */
+  readonly stealTicks: number;
   /** Microseconds some / all runnable tasks were stalled on I/O (PSI), when the kernel has it. */
   readonly ioSomeMicros: number;
   readonly ioFullMicros: number;
@@ -18,10 +20,10 @@ interface CpuSnapshot {
 
 const TICKS_PER_SECOND = 100;
 
-function systemBusyTicks(): number {
+function systemTicks(): { busy: number; steal: number } {
   const fields = readFileSync("/proc/stat", "utf8").split("\n", 1)[0]!.trim().split(/\s+/).slice(1).map(Number);
   const [user = 0, nice = 0, system = 0, _idle = 0, _iowait = 0, irq = 0, softirq = 0, steal = 0] = fields;
-  return user + nice + system + irq + softirq + steal;
+  return { busy: user + nice + system + irq + softirq + steal, steal };
 }
 
 function ownTree(root: number): Map<number, { ticks: number; comm: string }> {
@@ -64,17 +66,23 @@ function ioPressure(): { some: number; full: number } {
 export function cpuSnapshot(): CpuSnapshot {
   const io = ioPressure();
   try {
-    return { at: performance.now(), busyTicks: systemBusyTicks(), ioSomeMicros: io.some, ioFullMicros: io.full, processes: ownTree(process.pid) };
+    const ticks = systemTicks();
+    return { at: performance.now(), busyTicks: ticks.busy, stealTicks: ticks.steal, ioSomeMicros: io.some, ioFullMicros: io.full, processes: ownTree(process.pid) };
   } catch {
-    return { at: performance.now(), busyTicks: 0, ioSomeMicros: io.some, ioFullMicros: io.full, processes: new Map() };
+    return { at: performance.now(), busyTicks: 0, stealTicks: 0, ioSomeMicros: io.some, ioFullMicros: io.full, processes: new Map() };
   }
 }
 
 export interface CpuUse {
   /** Cores busy on the whole machine, on average. */
   readonly busyCores: number;
-  /** Of which processes outside this benchmark. */
+  /** Of which not this benchmark: processes outside it, and time the hypervisor took (steal). */
   readonly otherCores: number;
+  /**
+   * Of `otherCores`, the steal: on a VM, time its vCPUs wanted to run but the host ran something
+   * else. Absent in reports written before it was recorded.
+   */
+  readonly stealCores?: number;
   /** Of which: the servers under test, PostgreSQL, the load generators. */
   readonly serverCores: number;
   readonly postgresCores: number;
@@ -110,6 +118,7 @@ export function cpuSince(start: CpuSnapshot, end: CpuSnapshot = cpuSnapshot(), r
   return {
     busyCores: cores(busy),
     otherCores: cores(Math.max(0, busy - own)),
+    stealCores: cores(Math.max(0, end.stealTicks - start.stealTicks)),
     serverCores: cores(server),
     postgresCores: cores(postgres),
     loadCores: 0,
