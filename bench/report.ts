@@ -231,7 +231,8 @@ export function renderMarkdown(report: BenchReport): string {
   lines.push(
     "",
     `CPU: cores used while measuring by the Gatehouse process(es) (all threads, argon2 included), PostgreSQL, the load generator(s), ` +
-      `and what was not the benchmark: processes outside it, and "steal", time the hypervisor gave this VM's cores to someone else ` +
+      `and what was not the benchmark: processes outside it, and "steal", time the hypervisor gave the VM's cores to someone else, ` +
+      `shown after them when it reached 0.05 cores ` +
       `(the machine may be shared: ⚠ marks more than ${NOISY_CORES} cores of those, or a disk that stalled every task ` +
       `more than ${NOISY_IO_FULL_PCT}% of the time (Linux PSI "full"), where the figure is pessimistic). ` +
       `For the argon2 ceiling, "srv" is the ceiling process.`,
