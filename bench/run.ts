@@ -94,12 +94,15 @@ const NOISY_IO_FULL_PCT = 10;
 /** How disturbed a measurement was: other processes' cores, plus a stalled disk. */
 const disturbance = (cpu: CpuUse) => cpu.otherCores + (cpu.ioFullPct > NOISY_IO_FULL_PCT ? 1 : 0);
 
+/** What was not the benchmark's CPU, for the log: other processes, and the hypervisor's steal among it. */
+const notOurs = (cpu: CpuUse) => `other processes and steal took ${cpu.otherCores} cores (steal ${cpu.stealCores ?? 0})`;
+
 /** Before a measurement: let other processes on a shared machine finish what they are doing. */
 async function quiet(ctx: Context, what: string): Promise<void> {
   const use = await waitForQuiet(ctx.settings.maxOtherLoad, ctx.settings.quietTimeoutMs, (busy) =>
-    log(`  (waiting: other processes and steal use ${busy.otherCores} cores (steal ${busy.stealCores ?? 0}); starting ${what} when below ${ctx.settings.maxOtherLoad})`),
+    log(`  (waiting: ${notOurs(busy)}; starting ${what} when below ${ctx.settings.maxOtherLoad})`),
   );
-  if (use.otherCores >= ctx.settings.maxOtherLoad) log(`  (other processes still use ${use.otherCores} cores; measuring ${what} anyway)`);
+  if (use.otherCores >= ctx.settings.maxOtherLoad) log(`  (still ${notOurs(use)}; measuring ${what} anyway)`);
 }
 
 /**
@@ -133,7 +136,7 @@ async function measure(
     }
     if (disturbance(best.cpu) <= noisyCores(ctx)) break;
     log(
-      `  (${what}: other processes and steal took ${run.cpu.otherCores} cores (steal ${run.cpu.stealCores ?? 0}), the disk stalled everything ${run.cpu.ioFullPct}% of the time` +
+      `  (${what}: ${notOurs(run.cpu)}, the disk stalled everything ${run.cpu.ioFullPct}% of the time` +
         `${attempt < ctx.settings.retries ? "; measuring again" : ""})`,
     );
   }
