@@ -20,6 +20,7 @@ import type { Config } from "./platform/config/config.ts";
 import { createNotificationListener, type NotificationListener } from "./platform/database/notification-listener.ts";
 import { createReadiness } from "./platform/database/readiness.ts";
 import { createRequestScopeInterceptor } from "./platform/database/request-scope.ts";
+import { openStatementPipeline } from "./platform/database/statement-pipeline.ts";
 import { ErrorInfoSchema } from "./platform/errors/error-details.ts";
 import { createErrorInterceptor } from "./platform/errors/error-interceptor.ts";
 import { cachedReadiness } from "./platform/grpc/grpc-health.ts";
@@ -82,7 +83,8 @@ export function createApp(config: Config, logger: Logger, orm: MikroORM, options
   const accessTokens = createAccessTokens({ config, clock, keys: signingKeys });
   const abuse = createAbuseProtection({ db, clock, config });
   const { callerCache, listener } = createCallerCacheWithListener(config, orm, logger);
-  const authService = createAuthService({ config, clock, hasher, accessTokens, abuse, callerCache });
+  const pipeline = openStatementPipeline({ connectionString: orm.config.get("clientUrl")!, statementTimeoutMs: config.maxCallTimeoutMs, logger });
+  const authService = createAuthService({ config, clock, hasher, accessTokens, abuse, callerCache, pipelined: pipeline.db });
   const sessionCleanup = startSessionCleanup({ db, clock, lifetimes: config, logger, abuse: config });
   const clientAddress = createClientAddressResolver(config.trustedProxies);
 
@@ -196,8 +198,9 @@ export function createApp(config: Config, logger: Logger, orm: MikroORM, options
       try {
         await server.close();
       } finally {
-        // After the drain: calls still answering may wait on it.
+        // After the drain: calls still answering may wait on them.
         await listener?.close();
+        await pipeline.close();
       }
     },
   };

@@ -44,6 +44,11 @@ export interface AuthDeps {
   readonly abuse: AbuseProtection;
   /** Authenticated callers seen recently (caller-cache.ts); without it, every check reads the database. */
   readonly callerCache?: CallerCache;
+  /**
+   * Where the refresh's rotation runs: the statement pipeline (statement-pipeline.ts), one
+   * connection on which concurrent rotations are sent back to back. Without it, the call's pool.
+   */
+  readonly pipelined?: Db;
 }
 
 /** Where database work runs: the call's own executor, and a way to run a unit in one transaction. */
@@ -230,7 +235,7 @@ export function createAuthService(deps: AuthDeps) {
         const now = clock.now();
         const successor = newRefreshToken();
         const rotate = (gate?: StatementGate) =>
-          rotateRefreshToken(database.db, { tokenHash, successorHash: successor.hash, now, lifetimes: config, client, gate });
+          rotateRefreshToken(deps.pipelined ?? database.db, { tokenHash, successorHash: successor.hash, now, lifetimes: config, client, gate });
         // The first attempt is counted against the caller's rate limit, in the rotation's own
         // statement when the count needs the database: one round trip per refresh.
         const counted =

@@ -13,6 +13,19 @@ const fresh = (prefix: string) => {
   return { username, email: `${username}@example.com`, password: "limits test passphrase" };
 };
 
+/**
+ * Every statement any connection of the in-process server sends (pool, statement pipeline,
+ * listener), while `recorder` is set. Installed before the server opens a connection: each
+ * connection binds `query` once, when it is made (prepared-statements.ts).
+ */
+let recorder: ((text: string) => void) | undefined;
+const sendQuery = pg.Client.prototype.query as (...args: unknown[]) => unknown;
+pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
+  const text = typeof args[0] === "string" ? args[0] : (args[0] as { text?: string } | undefined)?.text;
+  if (recorder && text) recorder(text);
+  return sendQuery.apply(this, args);
+} as typeof pg.Client.prototype.query;
+
 /** An address no other call of this file has used. */
 let addresses = 0;
 const uniqueAddress = () => {
@@ -89,28 +102,15 @@ describe("per-address rate limits on Register, Login, Refresh and Introspect", (
   test("Refresh: counting the call rides in the rotation's statement — one statement per refresh", async () => {
     const user = await newUser(server, "rs");
     let token = user.tokens.refreshToken;
-    // Every statement the server's pool sends, seen on each connection as the pool hands it out.
     const statements: string[] = [];
-    let recording = true;
-    const watched = new WeakSet<pg.PoolClient>();
-    const pool = (await server.gatehouse.orm.em.getConnection().getNativeClient()) as unknown as pg.Pool;
-    const watch = (client: pg.PoolClient) => {
-      if (watched.has(client)) return;
-      watched.add(client);
-      const query = client.query.bind(client) as (...args: unknown[]) => unknown;
-      client.query = ((...args: unknown[]) => {
-        const text = typeof args[0] === "string" ? args[0] : (args[0] as { text?: string } | undefined)?.text;
-        if (recording && text && /refresh_tokens|rate_limit_windows/.test(text)) statements.push(text);
-        return query(...args);
-      }) as typeof client.query;
+    recorder = (text) => {
+      if (/refresh_tokens|rate_limit_windows/.test(text)) statements.push(text);
     };
-    pool.on("acquire", watch);
     try {
       // Each from an address never seen before, so no lease can pay for the call.
       for (let i = 0; i < 3; i++) token = (await server.auth().refresh({ refreshToken: token }, from(uniqueAddress()))).tokens!.refreshToken;
     } finally {
-      recording = false;
-      pool.off("acquire", watch);
+      recorder = undefined;
     }
     assert.equal(statements.length, 3, statements.join("\n---\n"));
     for (const text of statements) assert.match(text, /rate_limit_windows[\s\S]*refresh_tokens/);

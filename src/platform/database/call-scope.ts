@@ -67,6 +67,15 @@ export function outsideCall<T>(work: () => T): T {
   return calls.exit(work);
 }
 
+/**
+ * For database work that is not bound to a connection of the pool (the statement pipeline): the
+ * error to fail with when the current call has already ended, undefined while it runs or outside
+ * any call.
+ */
+export function endedCallError(): Error | undefined {
+  return calls.getStore()?.signal.aborted ? callEnded() : undefined;
+}
+
 /** PostgreSQL's query_canceled code, so the error maps like a cancelled statement. */
 const QUERY_CANCELED = "57014";
 

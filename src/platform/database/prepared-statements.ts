@@ -28,14 +28,17 @@ function statementName(text: string): string {
 
 /** Makes every connection of the pool send marked statements as named prepared statements. */
 export function prepareMarkedStatements(pool: pg.Pool): void {
-  pool.on("connect", (client) => {
-    const query = client.query.bind(client) as (...args: unknown[]) => unknown;
-    client.query = ((...args: unknown[]) => {
-      const [text, values] = args;
-      if (typeof text === "string" && Array.isArray(values) && text.startsWith(PREPARED_MARK)) {
-        return query({ name: statementName(text), text, values }, ...args.slice(2));
-      }
-      return query(...args);
-    }) as typeof client.query;
-  });
+  pool.on("connect", markPreparedStatements);
+}
+
+/** Makes one connection send marked statements as named prepared statements. */
+export function markPreparedStatements(client: pg.Client | pg.PoolClient): void {
+  const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+  client.query = ((...args: unknown[]) => {
+    const [text, values] = args;
+    if (typeof text === "string" && Array.isArray(values) && text.startsWith(PREPARED_MARK)) {
+      return query({ name: statementName(text), text, values }, ...args.slice(2));
+    }
+    return query(...args);
+  }) as typeof client.query;
 }

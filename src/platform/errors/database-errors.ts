@@ -10,6 +10,7 @@ const UNAVAILABLE_CODES = new Set([
   "57P02", // crash_shutdown
   "57P03", // cannot_connect_now
   "53300", // too_many_connections
+  "55P03", // lock_not_available: a row stayed locked past lock_timeout (the statement pipeline's)
   "08000",
   "08001",
   "08003",
