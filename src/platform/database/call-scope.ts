@@ -11,7 +11,8 @@ import type pg from "pg";
  *
  * The call travels in an AsyncLocalStorage set by the request-scope interceptor, so every query
  * path (MikroORM, the kysely `sql` tag, transactions) is covered at the one place they meet: the
- * pool's `connect()`.
+ * pool's `connect()`. The one exception is the statement pipeline (statement-pipeline.ts), whose
+ * statements are not cancelled once sent; it sends nothing for a call that has already ended.
  */
 const calls = new AsyncLocalStorage<CallScope>();
 
