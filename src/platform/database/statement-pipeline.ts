@@ -31,9 +31,11 @@ export interface StatementPipeline {
   close(): Promise<void>;
 }
 
-export const PIPELINE_LOCK_TIMEOUT_MS = 1_000;
+const PIPELINE_LOCK_TIMEOUT_MS = 1_000;
 
 const TRANSACTION_CONTROL = /^\s*(begin|start\s+transaction|savepoint|commit|rollback|end)\b/i;
+
+const closedError = () => new Error("the statement pipeline is closed");
 
 export function openStatementPipeline(options: {
   connectionString: string;
@@ -45,7 +47,7 @@ export function openStatementPipeline(options: {
   let current: Promise<pg.Client> | undefined;
   let closed = false;
 
-  const open = async (): Promise<pg.Client> => {
+  const open = (): Promise<pg.Client> => {
     const client = new pg.Client({
       // The pool's URL, read whole; an application_name in it wins over this one, as in the pool.
       connectionString: options.connectionString,
@@ -56,30 +58,28 @@ export function openStatementPipeline(options: {
       pipeline: true,
     } as pg.ClientConfig);
     const forget = () => {
-      if (opened === current) current = undefined;
+      if (current === opened) current = undefined;
     };
-    const opened = (async () => {
-      // Without a listener, a connection cut by the server would crash the process.
-      client.on("error", (error) => {
-        forget();
-        log.warn({ err: error }, "statement pipeline connection lost; the next statement opens a new one");
-      });
-      client.on("end", forget);
-      markPreparedStatements(client);
-      guardQueries(client, forget);
-      Object.assign(client, { release: () => {} });
-      try {
-        await client.connect();
-      } catch (error) {
+    // Without a listener, a connection cut by the server would crash the process.
+    client.on("error", (error) => {
+      forget();
+      log.warn({ err: error }, "statement pipeline connection lost; the next statement opens a new one");
+    });
+    client.on("end", forget);
+    markPreparedStatements(client);
+    guardQueries(client, forget);
+    Object.assign(client, { release: () => {} });
+    const opened = client.connect().then(
+      async () => {
+        if (!closed) return client;
+        await client.end().catch(() => {});
+        throw closedError();
+      },
+      (error: unknown) => {
         forget();
         throw error;
-      }
-      if (closed) {
-        await client.end().catch(() => {});
-        throw new Error("the statement pipeline is closed");
-      }
-      return client;
-    })();
+      },
+    );
     current = opened;
     return opened;
   };
@@ -88,7 +88,7 @@ export function openStatementPipeline(options: {
   // gets the same pipelined client, and releasing it does nothing.
   const pool = {
     connect: (): Promise<pg.Client> => {
-      if (closed) return Promise.reject(new Error("the statement pipeline is closed"));
+      if (closed) return Promise.reject(closedError());
       const ended = endedCallError();
       if (ended) return Promise.reject(ended);
       return current ?? open();
