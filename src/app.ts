@@ -91,6 +91,7 @@ export function createApp(config: Config, logger: Logger, orm: MikroORM, options
   const readiness = createReadiness(() => isDatabaseReachable(orm));
   const metrics = createMetrics();
   metrics.registerDatabasePool(() => orm.em.getConnection().getNativeClient());
+  metrics.registerStatementPipeline(() => pipeline.inFlight);
   metrics.registerHashQueueGauge(() => hasher.queueDepth);
   if (callerCache && listener) {
     metrics.registerCallerCache(() => ({ hits: callerCache.hits, misses: callerCache.misses, entries: callerCache.size, listening: listener.listening }));

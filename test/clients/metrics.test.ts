@@ -31,6 +31,7 @@ describe("GET /metrics", () => {
       ["gatehouse_refresh_token_reuse_total", "counter"],
       ["gatehouse_db_pool_connections", "gauge"],
       ["gatehouse_db_pool_waiting_requests", "gauge"],
+      ["gatehouse_db_pipeline_statements_in_flight", "gauge"],
       ["gatehouse_password_hash_queue_depth", "gauge"],
       ["process_cpu_user_seconds_total", "counter"],
       ["nodejs_heap_size_used_bytes", "gauge"],
@@ -38,6 +39,7 @@ describe("GET /metrics", () => {
       assert.equal(families.get(name.replace(/_total$/, ""))?.type ?? families.get(name)?.type, type, name);
     }
     assert.ok((sampleValue(families, "gatehouse_db_pool_connections", { state: "idle" }) ?? -1) >= 0);
+    assert.equal(sampleValue(families, "gatehouse_db_pipeline_statements_in_flight"), 0, "nothing is in flight between calls");
   });
 
   test("counts each call by procedure and code, over every protocol, and times it", async () => {
@@ -85,20 +87,24 @@ describe("GET /metrics", () => {
 });
 
 describe("metrics registration points", () => {
-  test("sign-in outcomes, refresh-token reuse and the hash queue depth reach the exposition", async () => {
+  test("sign-in outcomes, refresh-token reuse, the hash queue depth and the pipeline's statements reach the exposition", async () => {
     const metrics = createMetrics();
     let depth = 0;
+    let inFlight = 0;
     metrics.registerHashQueueGauge(() => depth);
+    metrics.registerStatementPipeline(() => inFlight);
     metrics.signIn("success");
     metrics.signIn("success");
     metrics.signIn("invalid_credentials");
     metrics.refreshTokenReused();
     depth = 7;
+    inFlight = 3;
     const families = parsePrometheusText(await metrics.registry.metrics());
     assert.equal(sampleValue(families, "gatehouse_sign_ins_total", { outcome: "success" }), 2);
     assert.equal(sampleValue(families, "gatehouse_sign_ins_total", { outcome: "invalid_credentials" }), 1);
     assert.equal(sampleValue(families, "gatehouse_refresh_token_reuse_total"), 1);
     assert.equal(sampleValue(families, "gatehouse_password_hash_queue_depth"), 7);
+    assert.equal(sampleValue(families, "gatehouse_db_pipeline_statements_in_flight"), 3);
   });
 
   test("a pool that cannot be reached leaves its gauges out instead of failing the scrape", async () => {

@@ -92,6 +92,24 @@ describe("the statement pipeline: single statements, one connection", () => {
     assert.notEqual(second, first);
   });
 
+  test("counts the statements in flight, failed ones included, and none once all are answered", async () => {
+    assert.equal(pipeline.inFlight, 0);
+    const answers = Promise.allSettled([
+      sql`select pg_sleep(0.2)`.execute(pipeline.db),
+      sql`select 1 / ${0}::int`.execute(pipeline.db),
+      sql`select 3`.execute(pipeline.db),
+    ]);
+    for (let i = 0; pipeline.inFlight < 3; i++) {
+      assert.ok(i < 100, `only ${pipeline.inFlight} of the 3 statements were counted as sent`);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    const settled = await answers;
+    assert.deepEqual(settled.map((answer) => answer.status), ["fulfilled", "rejected", "fulfilled"]);
+    assert.equal(pipeline.inFlight, 0);
+    await pipeline.db.transaction().execute(async (tx) => sql`select 1`.execute(tx)).catch(() => {});
+    assert.equal(pipeline.inFlight, 0, "refused transaction control is never sent, so never counted");
+  });
+
   test("transactions are refused, and the connection still serves single statements", async () => {
     await assert.rejects(
       pipeline.db.transaction().execute(async (tx) => sql`select 1`.execute(tx)),

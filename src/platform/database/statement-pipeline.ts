@@ -28,6 +28,8 @@ import { markPreparedStatements } from "./prepared-statements.ts";
 export interface StatementPipeline {
   /** Runs single statements only; a transaction on it fails. */
   readonly db: Kysely<any>;
+  /** Statements sent on the connection and not answered yet. */
+  readonly inFlight: number;
   close(): Promise<void>;
 }
 
@@ -46,6 +48,11 @@ export function openStatementPipeline(options: {
   const log = options.logger.child({ component: "statement-pipeline" });
   let current: Promise<pg.Client> | undefined;
   let closed = false;
+  let inFlight = 0;
+  const track = <T>(answer: Promise<T>): Promise<T> => {
+    inFlight++;
+    return answer.finally(() => inFlight--);
+  };
 
   const open = (): Promise<pg.Client> => {
     const client = new pg.Client({
@@ -67,7 +74,7 @@ export function openStatementPipeline(options: {
     });
     client.on("end", forget);
     markPreparedStatements(client);
-    guardQueries(client, forget);
+    guardQueries(client, forget, track);
     Object.assign(client, { release: () => {} });
     const opened = client.connect().then(
       async () => {
@@ -99,6 +106,9 @@ export function openStatementPipeline(options: {
 
   return {
     db,
+    get inFlight() {
+      return inFlight;
+    },
     async close() {
       closed = true;
       const client = await current?.catch(() => undefined);
@@ -109,18 +119,18 @@ export function openStatementPipeline(options: {
 }
 
 /**
- * Refuses transaction control, and forgets the connection as soon as a statement fails with an
+ * Refuses transaction control, counts the statements in flight, and forgets the connection as soon as a statement fails with an
  * error that ends the session (FATAL: the backend was terminated, the server is shutting down).
  * The socket closes a moment later; a statement sent in between would be lost with it.
  */
-function guardQueries(client: pg.Client, forget: () => void): void {
+function guardQueries(client: pg.Client, forget: () => void, track: <T>(answer: Promise<T>) => Promise<T>): void {
   const query = client.query.bind(client) as (...args: unknown[]) => Promise<unknown>;
   client.query = ((...args: unknown[]) => {
     const text = typeof args[0] === "string" ? args[0] : (args[0] as { text?: unknown } | undefined)?.text;
     if (typeof text === "string" && TRANSACTION_CONTROL.test(text)) {
       return Promise.reject(new Error("the statement pipeline runs single statements; transactions belong on the pool"));
     }
-    return query(...args).catch((error: unknown) => {
+    return track(query(...args)).catch((error: unknown) => {
       const severity = (error as { severity?: unknown } | undefined)?.severity;
       if (severity === "FATAL" || severity === "PANIC") forget();
       throw error;

@@ -67,6 +67,8 @@ export interface Metrics extends SecurityEvents {
   registerHashQueueGauge(getDepth: () => number): void;
   /** Reports the database pool's connections at every scrape. */
   registerDatabasePool(getPool: () => Promise<PoolStats> | PoolStats): void;
+  /** Reports the statements in flight on the pipelined connection (refresh-token rotations) at every scrape. */
+  registerStatementPipeline(getInFlight: () => number): void;
   /** Reports the caller cache's lookups, size and whether it is in use, at every scrape. */
   registerCallerCache(getStats: () => CallerCacheStats): void;
 }
@@ -185,6 +187,16 @@ export function createMetrics(): Metrics {
         registers: [registry],
         collect() {
           this.set(getStats().listening ? 1 : 0);
+        },
+      });
+    },
+    registerStatementPipeline(getInFlight) {
+      new Gauge({
+        name: "gatehouse_db_pipeline_statements_in_flight",
+        help: "Statements sent on the pipelined database connection (refresh-token rotations) and not answered yet.",
+        registers: [registry],
+        collect() {
+          this.set(getInFlight());
         },
       });
     },
