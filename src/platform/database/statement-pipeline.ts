@@ -119,9 +119,10 @@ export function openStatementPipeline(options: {
 }
 
 /**
- * Refuses transaction control, counts the statements in flight, and forgets the connection as soon as a statement fails with an
- * error that ends the session (FATAL: the backend was terminated, the server is shutting down).
- * The socket closes a moment later; a statement sent in between would be lost with it.
+ * Refuses transaction control, counts the statements in flight, and forgets the connection as
+ * soon as a statement fails with an error that ends the session (FATAL: the backend was
+ * terminated, the server is shutting down). The socket closes a moment later; a statement sent
+ * in between would be lost with it.
  */
 function guardQueries(client: pg.Client, forget: () => void, track: <T>(answer: Promise<T>) => Promise<T>): void {
   const query = client.query.bind(client) as (...args: unknown[]) => Promise<unknown>;
