@@ -48,11 +48,7 @@ export function openStatementPipeline(options: {
   const log = options.logger.child({ component: "statement-pipeline" });
   let current: Promise<pg.Client> | undefined;
   let closed = false;
-  let inFlight = 0;
-  const track = <T>(answer: Promise<T>): Promise<T> => {
-    inFlight++;
-    return answer.finally(() => inFlight--);
-  };
+  const statements = { inFlight: 0 };
 
   const open = (): Promise<pg.Client> => {
     const client = new pg.Client({
@@ -74,7 +70,7 @@ export function openStatementPipeline(options: {
     });
     client.on("end", forget);
     markPreparedStatements(client);
-    guardQueries(client, forget, track);
+    guardQueries(client, forget, statements);
     Object.assign(client, { release: () => {} });
     const opened = client.connect().then(
       async () => {
@@ -107,7 +103,7 @@ export function openStatementPipeline(options: {
   return {
     db,
     get inFlight() {
-      return inFlight;
+      return statements.inFlight;
     },
     async close() {
       closed = true;
@@ -124,17 +120,25 @@ export function openStatementPipeline(options: {
  * terminated, the server is shutting down). The socket closes a moment later; a statement sent
  * in between would be lost with it.
  */
-function guardQueries(client: pg.Client, forget: () => void, track: <T>(answer: Promise<T>) => Promise<T>): void {
+function guardQueries(client: pg.Client, forget: () => void, statements: { inFlight: number }): void {
   const query = client.query.bind(client) as (...args: unknown[]) => Promise<unknown>;
   client.query = ((...args: unknown[]) => {
     const text = typeof args[0] === "string" ? args[0] : (args[0] as { text?: unknown } | undefined)?.text;
     if (typeof text === "string" && TRANSACTION_CONTROL.test(text)) {
       return Promise.reject(new Error("the statement pipeline runs single statements; transactions belong on the pool"));
     }
-    return track(query(...args)).catch((error: unknown) => {
-      const severity = (error as { severity?: unknown } | undefined)?.severity;
-      if (severity === "FATAL" || severity === "PANIC") forget();
-      throw error;
-    });
+    statements.inFlight++;
+    return query(...args).then(
+      (result) => {
+        statements.inFlight--;
+        return result;
+      },
+      (error: unknown) => {
+        statements.inFlight--;
+        const severity = (error as { severity?: unknown } | undefined)?.severity;
+        if (severity === "FATAL" || severity === "PANIC") forget();
+        throw error;
+      },
+    );
   }) as typeof client.query;
 }
