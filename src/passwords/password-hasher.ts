@@ -1,5 +1,6 @@
 import * as argon2 from "argon2";
 import type { Config } from "../platform/config/config.ts";
+import { lowerThreadPoolPriority } from "./hashing-priority.ts";
 
 export interface PasswordVerification {
   readonly ok: boolean;
@@ -19,9 +20,10 @@ export interface PasswordHasher {
 /**
  * argon2id on libuv's thread pool (off the event loop), with at most `hashConcurrency` hashes at
  * once: a login flood queues here instead of exhausting memory (each hash holds m KiB) or
- * starving the pool that other calls need.
+ * starving the pool that other calls need. The pool runs at nice `hashNice`
+ * (hashing-priority.ts), so hashing yields the CPU to the event loop.
  */
-export function createPasswordHasher(config: Pick<Config, "argon2" | "hashConcurrency">): PasswordHasher {
+export function createPasswordHasher(config: Pick<Config, "argon2" | "hashConcurrency" | "hashNice">): PasswordHasher {
   const options = {
     type: argon2.argon2id,
     memoryCost: config.argon2.memoryKib,
@@ -30,10 +32,16 @@ export function createPasswordHasher(config: Pick<Config, "argon2" | "hashConcur
   } as const;
   const slots = createSemaphore(config.hashConcurrency);
   let dummyHash: Promise<string> | undefined;
+  let poolLowered = config.hashNice === 0;
+  // Called once a hash is queued, when libuv's pool has surely started.
+  const lowerPool = <T>(hashing: Promise<T>): Promise<T> => {
+    if (!poolLowered) poolLowered = lowerThreadPoolPriority(config.hashNice);
+    return hashing;
+  };
 
-  const hash = (password: string) => slots.run(() => argon2.hash(password.normalize("NFKC"), options));
+  const hash = (password: string) => slots.run(() => lowerPool(argon2.hash(password.normalize("NFKC"), options)));
   const verify = async (stored: string, password: string): Promise<PasswordVerification> => {
-    const ok = await slots.run(() => argon2.verify(stored, password.normalize("NFKC")).catch(() => false));
+    const ok = await slots.run(() => lowerPool(argon2.verify(stored, password.normalize("NFKC")).catch(() => false)));
     return { ok, needsRehash: ok && argon2.needsRehash(stored, options) };
   };
 

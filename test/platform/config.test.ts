@@ -23,6 +23,7 @@ describe("configuration", () => {
     assert.equal(config.bootstrapAdmin, undefined);
     assert.equal(config.logLevel, "info");
     assert.equal(config.maxRequestBytes, 65536);
+    assert.equal(config.hashNice, 10);
   });
 
   test("reads every variable", () => {
@@ -38,6 +39,7 @@ describe("configuration", () => {
       GATEHOUSE_BOOTSTRAP_ADMIN_EMAIL: "root@example.com",
       GATEHOUSE_BOOTSTRAP_ADMIN_USERNAME: "root",
       GATEHOUSE_BOOTSTRAP_ADMIN_PASSWORD: "a long passphrase",
+      GATEHOUSE_HASH_NICE: "0",
     });
     assert.equal(config.databaseUrl, "postgres://u:p@db:5432/auth");
     assert.equal(config.port, 9000);
@@ -48,6 +50,7 @@ describe("configuration", () => {
     assert.deepEqual(config.roles, ["admin", "user", "manager", "driver"]);
     assert.deepEqual(config.corsOrigins, ["https://app.example.com", "http://localhost:5173"]);
     assert.equal(config.bootstrapAdmin?.username, "root");
+    assert.equal(config.hashNice, 0);
   });
 
   test("every bad value is reported, naming its variable", () => {
@@ -63,6 +66,7 @@ describe("configuration", () => {
           GATEHOUSE_CORS_ORIGINS: "https://app.example.com/path",
           GATEHOUSE_BOOTSTRAP_ADMIN_EMAIL: "root@example.com",
           GATEHOUSE_ARGON2_MEMORY_KIB: "-1",
+          GATEHOUSE_HASH_NICE: "20",
       });
     } catch (thrown) {
       assert.ok(thrown instanceof ConfigError);
@@ -80,10 +84,11 @@ describe("configuration", () => {
       "GATEHOUSE_CORS_ORIGINS",
       "GATEHOUSE_BOOTSTRAP_ADMIN_PASSWORD",
       "GATEHOUSE_ARGON2_MEMORY_KIB",
+      "GATEHOUSE_HASH_NICE",
     ]) {
       assert.match(text, new RegExp(name), `the message names ${name}`);
     }
-    assert.equal(error.problems.length, 9);
+    assert.equal(error.problems.length, 10);
   });
 
   test("DATABASE_URL: any connection string PostgreSQL clients accept, Unix-socket ones included", () => {

@@ -56,6 +56,8 @@ export interface Config {
   readonly signingKeySecret: string | undefined;
   readonly argon2: { readonly memoryKib: number; readonly iterations: number; readonly parallelism: number };
   readonly hashConcurrency: number;
+  /** Nice value of the threads that hash (hashing-priority.ts); 0 leaves them at the event loop's. */
+  readonly hashNice: number;
   readonly registrationMode: RegistrationMode;
   /** Every assignable role: `admin`, `user` and the configured extras. */
   readonly roles: readonly string[];
@@ -247,6 +249,8 @@ export function loadConfig(env: Env = process.env): Config {
     },
     // One core is left for everything else: a flood of sign-ins must not starve the cheap calls.
     hashConcurrency: integer("GATEHOUSE_HASH_CONCURRENCY", defaultHashConcurrency(), 1, 256),
+    // ... and on a host whose cores are all hashing, the event loop still comes first.
+    hashNice: integer("GATEHOUSE_HASH_NICE", 10, 0, 19),
     registrationMode: oneOf<RegistrationMode>("GATEHOUSE_REGISTRATION_MODE", "open", ["open", "invite", "closed"]),
     roles: [...new Set([...BUILT_IN_ROLES, ...extraRoles])],
     corsOrigins,

@@ -1,0 +1,81 @@
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { readdirSync, readFileSync } from "node:fs";
+import { getPriority, setPriority } from "node:os";
+import { promisify } from "node:util";
+import { after, describe, test } from "node:test";
+import { lowerThreadPoolPriority } from "../../src/passwords/hashing-priority.ts";
+import { createTestDatabase, postJson } from "../support/harness.ts";
+import { spawnGatehouse } from "../support/process.ts";
+
+/**
+ * The threads that hash run at a lower priority than the event loop, so that a host whose cores
+ * are all hashing still answers cheap calls promptly. Checked on real processes: the kernel's
+ * own record of each thread's nice value.
+ */
+
+const linuxOnly = process.platform !== "linux" && "nice values per thread are Linux's";
+
+/** Each thread of a process by name, with its nice value. */
+function threadPriorities(pid: number): { name: string; nice: number }[] {
+  return readdirSync(`/proc/${pid}/task`).map((thread) => ({
+    name: readFileSync(`/proc/${pid}/task/${thread}/comm`, "utf8").trim(),
+    nice: getPriority(Number(thread)),
+  }));
+}
+
+function nicesOf(pid: number, name: string): number[] {
+  return threadPriorities(pid)
+    .filter((thread) => thread.name === name)
+    .map((thread) => thread.nice);
+}
+
+describe("the priority of the hashing threads", { skip: linuxOnly }, () => {
+  const cleanups: (() => Promise<unknown>)[] = [];
+  after(async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup();
+  });
+
+  /** A real `gatehouse serve` that has hashed one password (a sign-up), with the given nice setting. */
+  async function servedAfterASignUp(env: Record<string, string>) {
+    const db = await createTestDatabase();
+    cleanups.push(db.drop);
+    const proc = await spawnGatehouse({ DATABASE_URL: db.url, GATEHOUSE_ARGON2_MEMORY_KIB: "1024", GATEHOUSE_ARGON2_ITERATIONS: "1", ...env });
+    cleanups.push(() => proc.stop());
+    const name = `nice${randomBytes(4).toString("hex")}`;
+    const res = await postJson(`http://127.0.0.1:${proc.port}`, "/gatehouse.auth.v1.AuthService/Register", {
+      username: name,
+      email: `${name}@example.com`,
+      password: "a kettle sings at dawn",
+    });
+    assert.equal(res.status, 200, JSON.stringify(res.json));
+    return proc.child.pid!;
+  }
+
+  test("by default the pool hashes at nice 10, while the event loop keeps its priority", async () => {
+    const pid = await servedAfterASignUp({});
+    const pool = nicesOf(pid, "libuv-worker");
+    assert.ok(pool.length > 0, "libuv's pool has started");
+    assert.deepEqual(pool, pool.map(() => 10));
+    assert.deepEqual(nicesOf(pid, "MainThread"), [0]);
+  });
+
+  test("GATEHOUSE_HASH_NICE sets it, and 0 leaves every thread as it was", async () => {
+    const lowest = await servedAfterASignUp({ GATEHOUSE_HASH_NICE: "19" });
+    assert.deepEqual(new Set(nicesOf(lowest, "libuv-worker")), new Set([19]));
+    const untouched = await servedAfterASignUp({ GATEHOUSE_HASH_NICE: "0" });
+    assert.deepEqual(new Set(threadPriorities(untouched).map((thread) => thread.nice)), new Set([0]));
+  });
+
+  test("a pool already at a lower priority is never raised", async () => {
+    await promisify(randomBytes)(16); // starts this process's pool
+    for (const thread of readdirSync("/proc/self/task")) {
+      if (readFileSync(`/proc/self/task/${thread}/comm`, "utf8") === "libuv-worker\n") setPriority(Number(thread), 15);
+    }
+    assert.equal(lowerThreadPoolPriority(10), true);
+    assert.deepEqual(new Set(nicesOf(process.pid, "libuv-worker")), new Set([15]));
+    assert.equal(lowerThreadPoolPriority(18), true);
+    assert.deepEqual(new Set(nicesOf(process.pid, "libuv-worker")), new Set([18]));
+    assert.equal(getPriority(), 0, "the calling thread is not touched");
+  });
+});
