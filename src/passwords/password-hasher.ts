@@ -20,8 +20,8 @@ export interface PasswordHasher {
 /**
  * argon2id on libuv's thread pool (off the event loop), with at most `hashConcurrency` hashes at
  * once: a login flood queues here instead of exhausting memory (each hash holds m KiB) or
- * starving the pool that other calls need. The pool runs at nice `hashNice`
- * (hashing-priority.ts), so hashing yields the CPU to the event loop.
+ * starving the pool that other calls need. The pool runs `hashNice` nice levels below the event
+ * loop (hashing-priority.ts), so hashing yields the CPU to it.
  */
 export function createPasswordHasher(config: Pick<Config, "argon2" | "hashConcurrency" | "hashNice">): PasswordHasher {
   const options = {

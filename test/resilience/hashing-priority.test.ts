@@ -1,10 +1,9 @@
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
-import { getPriority, setPriority } from "node:os";
-import { promisify } from "node:util";
+import { getPriority } from "node:os";
 import { after, describe, test } from "node:test";
-import { lowerThreadPoolPriority } from "../../src/passwords/hashing-priority.ts";
 import { createTestDatabase, postJson } from "../support/harness.ts";
 import { spawnGatehouse } from "../support/process.ts";
 
@@ -67,15 +66,38 @@ describe("the priority of the hashing threads", { skip: linuxOnly }, () => {
     assert.deepEqual(new Set(threadPriorities(untouched).map((thread) => thread.nice)), new Set([0]));
   });
 
-  test("a pool already at a lower priority is never raised", async () => {
-    await promisify(randomBytes)(16); // starts this process's pool
-    for (const thread of readdirSync("/proc/self/task")) {
-      if (readFileSync(`/proc/self/task/${thread}/comm`, "utf8") === "libuv-worker\n") setPriority(Number(thread), 15);
-    }
-    assert.equal(lowerThreadPoolPriority(10), true);
-    assert.deepEqual(new Set(nicesOf(process.pid, "libuv-worker")), new Set([15]));
-    assert.equal(lowerThreadPoolPriority(18), true);
-    assert.deepEqual(new Set(nicesOf(process.pid, "libuv-worker")), new Set([18]));
-    assert.equal(getPriority(), 0, "the calling thread is not touched");
+  test("the levels count from the event loop's own nice value, up to 19, and a lower pool is never raised", async () => {
+    // In a process of its own: nice values cannot be taken back without privileges.
+    const script = `
+      import { randomBytes } from "node:crypto";
+      import { readdirSync, readFileSync } from "node:fs";
+      import { getPriority, setPriority } from "node:os";
+      import { promisify } from "node:util";
+      import { lowerThreadPoolPriority } from ${JSON.stringify(new URL("../../src/passwords/hashing-priority.ts", import.meta.url).href)};
+      const pool = () => readdirSync("/proc/self/task").filter((t) => readFileSync("/proc/self/task/" + t + "/comm", "utf8") === "libuv-worker\\n").map(Number);
+      const nices = () => [...new Set(pool().map((t) => getPriority(t)))];
+      const seen = { beforeThePool: lowerThreadPoolPriority(10) };
+      await promisify(randomBytes)(16); // starts libuv's pool
+      setPriority(2); // this (the event loop's) thread only
+      seen.started = lowerThreadPoolPriority(10);
+      seen.fromTwo = nices();
+      for (const t of pool()) setPriority(t, 15);
+      lowerThreadPoolPriority(1);
+      seen.notRaised = nices();
+      lowerThreadPoolPriority(18);
+      seen.capped = nices();
+      seen.eventLoop = getPriority();
+      console.log(JSON.stringify(seen));
+    `;
+    const child = spawnSync(process.execPath, ["--input-type=module", "--eval", script], { encoding: "utf8" });
+    assert.equal(child.status, 0, child.stderr);
+    assert.deepEqual(JSON.parse(child.stdout), {
+      beforeThePool: false,
+      started: true,
+      fromTwo: [12],
+      notRaised: [15],
+      capped: [19],
+      eventLoop: 2,
+    });
   });
 });

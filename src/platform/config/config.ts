@@ -56,7 +56,7 @@ export interface Config {
   readonly signingKeySecret: string | undefined;
   readonly argon2: { readonly memoryKib: number; readonly iterations: number; readonly parallelism: number };
   readonly hashConcurrency: number;
-  /** Nice value of the threads that hash (hashing-priority.ts); 0 leaves them at the event loop's. */
+  /** How many nice levels below the event loop the threads that hash run (hashing-priority.ts); 0 = none. */
   readonly hashNice: number;
   readonly registrationMode: RegistrationMode;
   /** Every assignable role: `admin`, `user` and the configured extras. */
