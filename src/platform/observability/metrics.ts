@@ -135,6 +135,17 @@ export function createMetrics(): Metrics {
     }
   };
 
+  /** A gauge that reads its value at every scrape. */
+  const sampledGauge = (name: string, help: string, read: () => number) =>
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.set(read());
+      },
+    });
+
   return {
     registry,
     interceptor,
@@ -148,14 +159,7 @@ export function createMetrics(): Metrics {
     signIn: (outcome) => signIns.inc({ outcome }),
     refreshTokenReused: () => refreshReuse.inc(),
     registerHashQueueGauge(getDepth) {
-      new Gauge({
-        name: "gatehouse_password_hash_queue_depth",
-        help: "Password hashes waiting for a free hashing slot.",
-        registers: [registry],
-        collect() {
-          this.set(getDepth());
-        },
-      });
+      sampledGauge("gatehouse_password_hash_queue_depth", "Password hashes waiting for a free hashing slot.", getDepth);
     },
     registerCallerCache(getStats) {
       // The cache counts in plain numbers (it sits on every authenticated call); a scrape catches up.
@@ -173,32 +177,19 @@ export function createMetrics(): Metrics {
           reported.miss = misses;
         },
       });
-      new Gauge({
-        name: "gatehouse_caller_cache_entries",
-        help: "Sessions held in the caller cache.",
-        registers: [registry],
-        collect() {
-          this.set(getStats().entries);
-        },
-      });
-      new Gauge({
-        name: "gatehouse_caller_cache_listening",
-        help: "1 while database notifications arrive and the caller cache is in use; 0 while it is off.",
-        registers: [registry],
-        collect() {
-          this.set(getStats().listening ? 1 : 0);
-        },
-      });
+      sampledGauge("gatehouse_caller_cache_entries", "Sessions held in the caller cache.", () => getStats().entries);
+      sampledGauge(
+        "gatehouse_caller_cache_listening",
+        "1 while database notifications arrive and the caller cache is in use; 0 while it is off.",
+        () => (getStats().listening ? 1 : 0),
+      );
     },
     registerStatementPipeline(getInFlight) {
-      new Gauge({
-        name: "gatehouse_db_pipeline_statements_in_flight",
-        help: "Statements sent on the pipelined database connection (refresh-token rotations) and not answered yet.",
-        registers: [registry],
-        collect() {
-          this.set(getInFlight());
-        },
-      });
+      sampledGauge(
+        "gatehouse_db_pipeline_statements_in_flight",
+        "Statements sent on the pipelined database connection (refresh-token rotations) and not answered yet.",
+        getInFlight,
+      );
     },
     registerDatabasePool(getPool) {
       new Gauge({
