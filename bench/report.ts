@@ -54,7 +54,8 @@ export interface BenchReport {
   machine: Machine;
   /** The commit measured, and files of the server that differed from it (uncommitted work). */
   code: { commit: string; modified: string[] };
-  database: { kind: string; version: string };
+  /** `onThisMachine` is absent from reports written before it was recorded, all of which ran here. */
+  database: { kind: string; version: string; onThisMachine?: boolean };
   /** Servers that exited during a scenario, with the end of their logs. */
   incidents: string[];
   settings: Record<string, unknown> & { smallUsers: number; largeUsers: number; durationS: number; warmupS: number };
@@ -198,7 +199,7 @@ export function renderMarkdown(report: BenchReport): string {
     `## Gatehouse benchmark — ${report.startedAt.slice(0, 16).replace("T", " ")} UTC${report.complete ? "" : " (INCOMPLETE: the run stopped early)"}`,
     "",
     `Machine: ${machine.cpuModel}, ${machine.cores} cores, ${machine.memoryGb} GB RAM, Linux ${machine.kernel}, Node ${machine.node}; ` +
-      `PostgreSQL ${report.database.version} (${report.database.kind}) on the same machine. Command: \`${report.command}\`.`,
+      `PostgreSQL ${report.database.version} (${report.database.kind}) ${report.database.onThisMachine === false ? "elsewhere (its CPU is not in the CPU column)" : "on the same machine"}. Command: \`${report.command}\`.`,
     `Code: commit \`${report.code.commit.slice(0, 12)}\`${report.code.modified.length ? ` with uncommitted changes to ${report.code.modified.length} server file(s)` : ""}.` +
       (Object.keys(settings.serverEnv ?? {}).length || (settings.serverFlags as string[] | undefined)?.length || Object.keys(settings.dbSettings ?? {}).length
         ? ` Non-default: server env ${JSON.stringify(settings.serverEnv)}, node flags ${JSON.stringify(settings.serverFlags)}, PostgreSQL ${JSON.stringify(settings.dbSettings)}.`

@@ -525,7 +525,7 @@ async function main(): Promise<number> {
   const seeding: BenchReport["seeding"] = [];
   let failed: unknown;
   try {
-    log(`PostgreSQL ${cluster.version} (${cluster.kind})`);
+    log(`PostgreSQL ${cluster.version} (${cluster.kind}${cluster.onThisMachine ? "" : ", not on this machine: its CPU is not counted"})`);
     // The other ceilings are measured next to the rows compared with them (smallDatabaseScenarios).
     // Wanted by any ListUsers row, including one picked alone (`--only listUsers.deep.large`).
     if (settings.only === undefined || settings.only.some((prefix) => prefix.startsWith("listUsers") || "listUsers".startsWith(prefix))) {
@@ -549,7 +549,7 @@ async function main(): Promise<number> {
     command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(" ")}` : ""}`,
     machine,
     code: describeCode(),
-    database: { kind: cluster.kind, version: cluster.version },
+    database: { kind: cluster.kind, version: cluster.version, onThisMachine: cluster.onThisMachine },
     incidents: ctx.incidents,
     settings: {
       durationS: settings.durationMs / 1000,

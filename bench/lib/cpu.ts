@@ -26,7 +26,19 @@ function systemTicks(): { busy: number; steal: number } {
   return { busy: user + nice + system + irq + softirq + steal, steal };
 }
 
-function ownTree(root: number): Map<number, { ticks: number; comm: string }> {
+/**
+ * Process trees outside this benchmark's own that count as part of it: an external PostgreSQL
+ * (DATABASE_URL) running on this machine, whose server the benchmark loads as much as its own
+ * cluster. Without it that server's CPU would read as "not the benchmark".
+ */
+const adoptedRoots = new Set<number>();
+
+/** Counts the process `pid` and its descendants as the benchmark's own from the next snapshot on. */
+export function adoptProcessTree(pid: number): void {
+  adoptedRoots.add(pid);
+}
+
+function ownTree(roots: ReadonlySet<number>): Map<number, { ticks: number; comm: string }> {
   const all = new Map<number, { ppid: number; ticks: number; comm: string }>();
   for (const entry of readdirSync("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
@@ -44,7 +56,7 @@ function ownTree(root: number): Map<number, { ticks: number; comm: string }> {
   const tree = new Map<number, { ticks: number; comm: string }>();
   for (const [pid, info] of all) {
     for (let at: number | undefined = pid; at !== undefined && at > 0; at = all.get(at)?.ppid) {
-      if (at === root) {
+      if (roots.has(at)) {
         tree.set(pid, { ticks: info.ticks, comm: info.comm });
         break;
       }
@@ -67,7 +79,7 @@ export function cpuSnapshot(): CpuSnapshot {
   const io = ioPressure();
   try {
     const ticks = systemTicks();
-    return { at: performance.now(), busyTicks: ticks.busy, stealTicks: ticks.steal, ioSomeMicros: io.some, ioFullMicros: io.full, processes: ownTree(process.pid) };
+    return { at: performance.now(), busyTicks: ticks.busy, stealTicks: ticks.steal, ioSomeMicros: io.some, ioFullMicros: io.full, processes: ownTree(new Set([process.pid, ...adoptedRoots])) };
   } catch {
     return { at: performance.now(), busyTicks: 0, stealTicks: 0, ioSomeMicros: io.some, ioFullMicros: io.full, processes: new Map() };
   }

@@ -1,15 +1,22 @@
 import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import pg from "pg";
 import { withDatabase } from "../../src/platform/database/connection-string.ts";
 import { startEmbeddedPostgres } from "../../src/platform/database/embedded-postgres.ts";
 import { createLogger } from "../../src/platform/observability/logger.ts";
+import { adoptProcessTree } from "./cpu.ts";
 import { REPO_ROOT } from "./processes.ts";
 
 /** The PostgreSQL the benchmark runs on: embedded (started here) or the one DATABASE_URL names. */
 export interface Cluster {
   readonly kind: "embedded" | "external";
   readonly version: string;
+  /**
+   * The server runs on this machine, its processes found and counted as PostgreSQL in the CPU
+   * column: always for the embedded cluster, for an external one when its backend was found here.
+   */
+  readonly onThisMachine: boolean;
   /** A fresh database; `settings` become its defaults (ALTER DATABASE … SET), e.g. synchronous_commit. */
   createDatabase(name: string, settings?: Readonly<Record<string, string>>): Promise<string>;
   stop(): Promise<void>;
@@ -21,9 +28,12 @@ export async function openCluster(workDir: string): Promise<Cluster> {
   const adminUrl = external ?? embedded!.adminUrl;
   const created: string[] = [];
   const version = String((await adminQuery(adminUrl, "SHOW server_version"))[0]?.server_version ?? "?");
+  const postmaster = external ? await localPostmaster(adminUrl) : undefined;
+  if (postmaster !== undefined) adoptProcessTree(postmaster);
   return {
     kind: external ? "external" : "embedded",
     version,
+    onThisMachine: !external || postmaster !== undefined,
     async createDatabase(name, settings = {}) {
       await adminQuery(adminUrl, `DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
       await adminQuery(adminUrl, `CREATE DATABASE "${name}"`);
@@ -40,6 +50,36 @@ export async function openCluster(workDir: string): Promise<Cluster> {
       await embedded?.stop();
     },
   };
+}
+
+/**
+ * The pid of the PostgreSQL server (its postmaster) that `url` reaches, when it runs on this
+ * machine: the backend serving a connection is a child of the postmaster, so both show in /proc
+ * as `postgres` processes. Undefined for a server elsewhere (or in a container, whose pids are
+ * not this machine's).
+ */
+export async function localPostmaster(url: string): Promise<number | undefined> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const backend = Number((await client.query("select pg_backend_pid() as pid")).rows[0]?.pid);
+    const parent = postgresProcess(backend)?.ppid;
+    return parent !== undefined && postgresProcess(parent) ? parent : undefined;
+  } finally {
+    await client.end();
+  }
+}
+
+/** /proc's view of `pid`, if it is a PostgreSQL process here. */
+function postgresProcess(pid: number): { ppid: number } | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+    const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+    return comm.startsWith("postgres") && ppid > 0 ? { ppid } : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 async function adminQuery(url: string, text: string): Promise<Record<string, unknown>[]> {

@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { test } from "node:test";
+import { cpuSnapshot } from "../../bench/lib/cpu.ts";
+import { localPostmaster, openCluster } from "../../bench/lib/database.ts";
 import { readConnectionString, withDatabase } from "../../src/platform/database/connection-string.ts";
 
 test("DATABASE_URL pointed at another database (the benchmark's, a test's) keeps the rest of the URL", () => {
@@ -15,4 +21,33 @@ test("DATABASE_URL pointed at another database (the benchmark's, a test's) keeps
     assert.equal(new URL(moved.replace(/^[a-z]+:\/\/[^/]*/, "http://h")).search, new URL(url.replace(/^[a-z]+:\/\/[^/]*/, "http://h")).search, "query kept");
   }
   assert.throws(() => withDatabase("mysql://root@localhost/test", "x"), /postgres/);
+});
+
+test("an external PostgreSQL on this machine is found, and its processes count as the benchmark's own CPU", async () => {
+  const adminUrl = process.env.GATEHOUSE_TEST_ADMIN_URL;
+  assert.ok(adminUrl, "run with npm test");
+  const workDir = await mkdtemp(join(tmpdir(), "gatehouse-bench-test-"));
+  const previous = process.env.DATABASE_URL;
+  process.env.DATABASE_URL = adminUrl;
+  try {
+    const postmaster = await localPostmaster(adminUrl);
+    assert.ok(postmaster !== undefined, "the test run's PostgreSQL runs on this machine");
+    assert.match(readFileSync(`/proc/${postmaster}/stat`, "utf8"), /^\d+ \(postgres/);
+    // The test run's server is not a child of this test process, so only adoption brings it in.
+    assert.equal(cpuSnapshot().processes.has(postmaster), false);
+    const cluster = await openCluster(workDir);
+    try {
+      assert.equal(cluster.kind, "external");
+      assert.equal(cluster.onThisMachine, true);
+      const processes = cpuSnapshot().processes;
+      assert.equal(processes.get(postmaster)?.comm.startsWith("postgres"), true);
+      assert.ok([...processes.values()].filter((p) => p.comm.startsWith("postgres")).length >= 2, "its backends and helpers come with it");
+    } finally {
+      await cluster.stop();
+    }
+  } finally {
+    if (previous === undefined) delete process.env.DATABASE_URL;
+    else process.env.DATABASE_URL = previous;
+    await rm(workDir, { recursive: true, force: true });
+  }
 });
