@@ -38,20 +38,26 @@ export function adoptProcessTree(pid: number): void {
   adoptedRoots.add(pid);
 }
 
+/** A process as /proc/<pid>/stat shows it; undefined when there is none (or it left while we looked). */
+export function processStat(pid: number | string): { ppid: number; ticks: number; comm: string } | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+    const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    // After the command: state(0) ppid(1) … utime(11) stime(12) cutime(13) cstime(14).
+    const ticks = Number(rest[11]) + Number(rest[12]) + Number(rest[13]) + Number(rest[14]);
+    return { ppid: Number(rest[1]), ticks, comm };
+  } catch {
+    return undefined;
+  }
+}
+
 function ownTree(roots: ReadonlySet<number>): Map<number, { ticks: number; comm: string }> {
   const all = new Map<number, { ppid: number; ticks: number; comm: string }>();
   for (const entry of readdirSync("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-      const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
-      const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      // After the command: state(0) ppid(1) … utime(11) stime(12) cutime(13) cstime(14).
-      const ticks = Number(rest[11]) + Number(rest[12]) + Number(rest[13]) + Number(rest[14]);
-      all.set(Number(entry), { ppid: Number(rest[1]), ticks, comm });
-    } catch {
-      // the process left while we looked
-    }
+    const stat = processStat(entry);
+    if (stat) all.set(Number(entry), stat);
   }
   const tree = new Map<number, { ticks: number; comm: string }>();
   for (const [pid, info] of all) {

@@ -1,11 +1,10 @@
 import { spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import pg from "pg";
 import { withDatabase } from "../../src/platform/database/connection-string.ts";
 import { startEmbeddedPostgres } from "../../src/platform/database/embedded-postgres.ts";
 import { createLogger } from "../../src/platform/observability/logger.ts";
-import { adoptProcessTree } from "./cpu.ts";
+import { adoptProcessTree, processStat } from "./cpu.ts";
 import { REPO_ROOT } from "./processes.ts";
 
 /** The PostgreSQL the benchmark runs on: embedded (started here) or the one DATABASE_URL names. */
@@ -72,14 +71,8 @@ export async function localPostmaster(url: string): Promise<number | undefined> 
 
 /** /proc's view of `pid`, if it is a PostgreSQL process here. */
 function postgresProcess(pid: number): { ppid: number } | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
-    const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-    return comm.startsWith("postgres") && ppid > 0 ? { ppid } : undefined;
-  } catch {
-    return undefined;
-  }
+  const stat = processStat(pid);
+  return stat && stat.comm.startsWith("postgres") && stat.ppid > 0 ? stat : undefined;
 }
 
 async function adminQuery(url: string, text: string): Promise<Record<string, unknown>[]> {
