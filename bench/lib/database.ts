@@ -54,8 +54,9 @@ export async function openCluster(workDir: string): Promise<Cluster> {
 /**
  * The pid of the PostgreSQL server (its postmaster) that `url` reaches, when it runs on this
  * machine: the backend serving a connection is a child of the postmaster, so both show in /proc
- * as `postgres` processes. Undefined for a server elsewhere (or in a container, whose pids are
- * not this machine's).
+ * as `postgres` processes. Undefined for a server elsewhere. (A server in a container reports
+ * pids of its own namespace; they count only if this machine's processes of those pids are a
+ * `postgres` process and its `postgres` parent.)
  */
 export async function localPostmaster(url: string): Promise<number | undefined> {
   const client = new pg.Client({ connectionString: url });
