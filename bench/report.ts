@@ -1,6 +1,6 @@
 import type { Argon2CeilingResult } from "./ceilings/argon2-ceiling.ts";
 import type { CpuUse } from "./lib/cpu.ts";
-import type { Machine } from "./lib/machine.ts";
+import type { DiskFlush, Machine } from "./lib/machine.ts";
 import type { AllocationSummary, ProfileSummary } from "./lib/profile.ts";
 import { round } from "./lib/stats.ts";
 import type { BenchProtocol, LoadResult } from "./load/load-spec.ts";
@@ -54,8 +54,11 @@ export interface BenchReport {
   machine: Machine;
   /** The commit measured, and files of the server that differed from it (uncommitted work). */
   code: { commit: string; modified: string[] };
-  /** `onThisMachine` is absent from reports written before it was recorded, all of which ran here. */
-  database: { kind: string; version: string; onThisMachine?: boolean };
+  /**
+   * `onThisMachine` is absent from reports written before it was recorded, all of which ran here;
+   * `diskFlush` from those and from runs on an external server.
+   */
+  database: { kind: string; version: string; onThisMachine?: boolean; diskFlush?: DiskFlush };
   /** Servers that exited during a scenario, with the end of their logs. */
   incidents: string[];
   settings: Record<string, unknown> & { smallUsers: number; largeUsers: number; durationS: number; warmupS: number };
@@ -192,6 +195,11 @@ function fmtCpu(cpu: CpuUse | undefined): string {
 
 const verdict = (pass: boolean | undefined) => (pass === true ? "✅ pass" : pass === false ? "❌ fail" : "—");
 
+const diskFlushNote = (flush: DiskFlush | undefined) =>
+  flush
+    ? `; its data's disk made an 8 kB write durable (write + fdatasync) in ${flush.p50Ms} ms at the median, ${flush.p99Ms} ms at p99 (${flush.samples} times, before the run, idle)`
+    : "";
+
 /** The results table and how it was made, as markdown. */
 export function renderMarkdown(report: BenchReport): string {
   const { machine, settings } = report;
@@ -199,7 +207,8 @@ export function renderMarkdown(report: BenchReport): string {
     `## Gatehouse benchmark — ${report.startedAt.slice(0, 16).replace("T", " ")} UTC${report.complete ? "" : " (INCOMPLETE: the run stopped early)"}`,
     "",
     `Machine: ${machine.cpuModel}, ${machine.cores} cores, ${machine.memoryGb} GB RAM, Linux ${machine.kernel}, Node ${machine.node}; ` +
-      `PostgreSQL ${report.database.version} (${report.database.kind}) ${report.database.onThisMachine === false ? "elsewhere (its CPU is not in the CPU column)" : "on the same machine"}. Command: \`${report.command}\`.`,
+      `PostgreSQL ${report.database.version} (${report.database.kind}) ${report.database.onThisMachine === false ? "elsewhere (its CPU is not in the CPU column)" : "on the same machine"}` +
+      `${diskFlushNote(report.database.diskFlush)}. Command: \`${report.command}\`.`,
     `Code: commit \`${report.code.commit.slice(0, 12)}\`${report.code.modified.length ? ` with uncommitted changes to ${report.code.modified.length} server file(s)` : ""}.` +
       (Object.keys(settings.serverEnv ?? {}).length || (settings.serverFlags as string[] | undefined)?.length || Object.keys(settings.dbSettings ?? {}).length
         ? ` Non-default: server env ${JSON.stringify(settings.serverEnv)}, node flags ${JSON.stringify(settings.serverFlags)}, PostgreSQL ${JSON.stringify(settings.dbSettings)}.`

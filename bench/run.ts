@@ -526,6 +526,7 @@ async function main(): Promise<number> {
   let failed: unknown;
   try {
     log(`PostgreSQL ${cluster.version} (${cluster.kind}${cluster.onThisMachine ? "" : ", not on this machine: its CPU is not counted"})`);
+    if (cluster.diskFlush) log(`Its disk: an 8 kB write + fdatasync takes ${cluster.diskFlush.p50Ms} ms (median; p99 ${cluster.diskFlush.p99Ms} ms)`);
     // The other ceilings are measured next to the rows compared with them (smallDatabaseScenarios).
     // Wanted by any ListUsers row, including one picked alone (`--only listUsers.deep.large`).
     if (settings.only === undefined || settings.only.some((prefix) => prefix.startsWith("listUsers") || "listUsers".startsWith(prefix))) {
@@ -549,7 +550,12 @@ async function main(): Promise<number> {
     command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(" ")}` : ""}`,
     machine,
     code: describeCode(),
-    database: { kind: cluster.kind, version: cluster.version, onThisMachine: cluster.onThisMachine },
+    database: {
+      kind: cluster.kind,
+      version: cluster.version,
+      onThisMachine: cluster.onThisMachine,
+      ...(cluster.diskFlush ? { diskFlush: cluster.diskFlush } : {}),
+    },
     incidents: ctx.incidents,
     settings: {
       durationS: settings.durationMs / 1000,

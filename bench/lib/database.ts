@@ -5,6 +5,7 @@ import { withDatabase } from "../../src/platform/database/connection-string.ts";
 import { startEmbeddedPostgres } from "../../src/platform/database/embedded-postgres.ts";
 import { createLogger } from "../../src/platform/observability/logger.ts";
 import { adoptProcessTree, processStat } from "./cpu.ts";
+import { type DiskFlush, measureDiskFlush } from "./machine.ts";
 import { REPO_ROOT } from "./processes.ts";
 
 /** The PostgreSQL the benchmark runs on: embedded (started here) or the one DATABASE_URL names. */
@@ -16,6 +17,11 @@ export interface Cluster {
    * column: always for the embedded cluster, for an external one when its backend was found here.
    */
   readonly onThisMachine: boolean;
+  /**
+   * How fast the file system holding the embedded cluster's data flushes an 8 kB write, measured
+   * once before any load. Undefined for an external server, whose disk the benchmark cannot see.
+   */
+  readonly diskFlush: DiskFlush | undefined;
   /** A fresh database; `settings` become its defaults (ALTER DATABASE … SET), e.g. synchronous_commit. */
   createDatabase(name: string, settings?: Readonly<Record<string, string>>): Promise<string>;
   stop(): Promise<void>;
@@ -23,7 +29,8 @@ export interface Cluster {
 
 export async function openCluster(workDir: string): Promise<Cluster> {
   const external = process.env.DATABASE_URL;
-  const embedded = external ? undefined : await startEmbeddedPostgres(join(workDir, "postgres"), createLogger("warn", process.stderr));
+  const dataDir = join(workDir, "postgres");
+  const embedded = external ? undefined : await startEmbeddedPostgres(dataDir, createLogger("warn", process.stderr));
   const adminUrl = external ?? embedded!.adminUrl;
   const created: string[] = [];
   const version = String((await adminQuery(adminUrl, "SHOW server_version"))[0]?.server_version ?? "?");
@@ -33,6 +40,7 @@ export async function openCluster(workDir: string): Promise<Cluster> {
     kind: external ? "external" : "embedded",
     version,
     onThisMachine: !external || postmaster !== undefined,
+    diskFlush: embedded ? measureDiskFlush(dataDir) : undefined,
     async createDatabase(name, settings = {}) {
       await adminQuery(adminUrl, `DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
       await adminQuery(adminUrl, `CREATE DATABASE "${name}"`);

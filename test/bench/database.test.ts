@@ -39,6 +39,7 @@ test("an external PostgreSQL on this machine is found, and its processes count a
     try {
       assert.equal(cluster.kind, "external");
       assert.equal(cluster.onThisMachine, true);
+      assert.equal(cluster.diskFlush, undefined, "an external server's disk is not the benchmark's to measure");
       const processes = cpuSnapshot().processes;
       assert.equal(processes.get(postmaster)?.comm.startsWith("postgres"), true);
       assert.ok([...processes.values()].filter((p) => p.comm.startsWith("postgres")).length >= 2, "its backends and helpers come with it");
