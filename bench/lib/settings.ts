@@ -32,7 +32,13 @@ Options:
                         (a plain HTTP/2 server; gRPC rows only), to price the one-port sniffing
   --load-client <c>     "wire" (default: the benchmark's lean Connect/gRPC client) or "connect-es"
                         (connect-es' Node client, which spends more of the shared CPU per call)
-  --out <dir>           where results go (default bench/results)`;
+  --out <dir>           where results go (default bench/results)
+
+Environment:
+  DATABASE_URL          run on this PostgreSQL instead of an embedded one (databases of its own,
+                        dropped afterwards)
+  TMPDIR                where the work folder goes, and with it the embedded PostgreSQL's data:
+                        its disk's flush time is in the report's machine line`;
 
 export interface Settings {
   readonly quick: boolean;
