@@ -190,7 +190,8 @@ function fmtCpu(cpu: CpuUse | undefined): string {
   const parts = [cpu.serverCores, cpu.postgresCores, cpu.loadCores, cpu.otherCores].map((cores) => cores.toFixed(1));
   const steal = (cpu.stealCores ?? 0) >= 0.05 ? ` (steal ${cpu.stealCores!.toFixed(1)})` : "";
   const io = cpu.ioFullPct > 1 ? `; disk stall ${Math.round(cpu.ioFullPct)}%` : "";
-  return `${parts.join(" / ")}${steal}${io}${cpu.otherCores > NOISY_CORES || cpu.ioFullPct > NOISY_IO_FULL_PCT ? " ⚠" : ""}`;
+  const flush = cpu.walFlushMeanMs !== undefined ? `; WAL flush ${fmtMs(cpu.walFlushMeanMs)} ms` : "";
+  return `${parts.join(" / ")}${steal}${io}${flush}${cpu.otherCores > NOISY_CORES || cpu.ioFullPct > NOISY_IO_FULL_PCT ? " ⚠" : ""}`;
 }
 
 const verdict = (pass: boolean | undefined) => (pass === true ? "✅ pass" : pass === false ? "❌ fail" : "—");
@@ -247,6 +248,13 @@ export function renderMarkdown(report: BenchReport): string {
       `more than ${NOISY_IO_FULL_PCT}% of the time (Linux PSI "full"), where the figure is pessimistic). ` +
       `For the argon2 ceiling, "srv" is the ceiling process.`,
   );
+  if (report.rows.some((row) => row.cpu?.walFlushMeanMs !== undefined)) {
+    lines.push(
+      "",
+      `WAL flush: the mean time of the \`fdatasync\` calls PostgreSQL's sessions made to commit during the row (warm-up included; ` +
+        `pg_stat_io with track_wal_io_timing), which every durable commit waits for.`,
+    );
+  }
   for (const incident of report.incidents) lines.push("", "**A server exited during a scenario:**", "", "```", incident, "```");
   const passed = report.rows.filter((row) => row.pass === true).length;
   const failed = report.rows.filter((row) => row.pass === false).length;

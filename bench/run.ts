@@ -14,7 +14,7 @@ import { join, resolve } from "node:path";
 import { SEED_PASSWORD } from "../src/cli/seed.ts";
 import type { Argon2CeilingResult, Argon2CeilingSpec } from "./ceilings/argon2-ceiling.ts";
 import { cpuSince, cpuSnapshot, waitForQuiet, type CpuUse } from "./lib/cpu.ts";
-import { openCluster, seedUsers, type Cluster } from "./lib/database.ts";
+import { openCluster, seedUsers, type Cluster, type WalFlushTotals } from "./lib/database.ts";
 import { describeMachine } from "./lib/machine.ts";
 import { exited, gatehouseRuntime, REPO_ROOT, runLoads, startServer, terminate, type ServerProcess } from "./lib/processes.ts";
 import { summariseAllocation, summariseProfile, type ProfileSummary } from "./lib/profile.ts";
@@ -54,6 +54,8 @@ const log = (line: string) => process.stderr.write(`${line}\n`);
 interface Context {
   readonly settings: Settings;
   readonly workDir: string;
+  /** PostgreSQL's WAL flush totals, where the cluster times them (embedded, 18 or later). */
+  walFlushes?: () => Promise<WalFlushTotals>;
   readonly measurements: Measurement[];
   readonly profiles: ProfileSummary[];
   readonly incidents: string[];
@@ -126,6 +128,7 @@ async function measure(
       parts.map((part) => ({ ...part.spec, attempt })),
       watched,
       window,
+      ctx.walFlushes,
     );
     const record = (r: typeof run) => ({ otherCores: r.cpu.otherCores, ioFullPct: r.cpu.ioFullPct, throughput: r.results[0]!.throughput });
     if (best && disturbance(run.cpu) >= disturbance(best.cpu)) {
@@ -522,6 +525,7 @@ async function main(): Promise<number> {
   const machine = describeMachine();
   log(`Gatehouse benchmark — ${machine.cpuModel}, ${machine.cores} cores, ${machine.memoryGb} GB; work dir ${workDir}`);
   const cluster = await openCluster(workDir);
+  ctx.walFlushes = cluster.walFlushes;
   const seeding: BenchReport["seeding"] = [];
   let failed: unknown;
   try {

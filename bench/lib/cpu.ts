@@ -112,6 +112,13 @@ export interface CpuUse {
    */
   readonly ioSomePct: number;
   readonly ioFullPct: number;
+  /**
+   * The WAL flushes (`fdatasync`) that PostgreSQL's sessions made to commit, from the load's start
+   * to its end (warm-up included), and their mean time: what a durable commit waited for on
+   * this disk under this load. Embedded PostgreSQL only; absent in older reports.
+   */
+  walFlushes?: number;
+  walFlushMeanMs?: number;
 }
 
 /**

@@ -8,6 +8,11 @@ import { adoptProcessTree, processStat } from "./cpu.ts";
 import { type DiskFlush, measureDiskFlush } from "./machine.ts";
 import { REPO_ROOT } from "./processes.ts";
 
+export interface WalFlushTotals {
+  readonly flushes: number;
+  readonly ms: number;
+}
+
 /** The PostgreSQL the benchmark runs on: embedded (started here) or the one DATABASE_URL names. */
 export interface Cluster {
   readonly kind: "embedded" | "external";
@@ -22,6 +27,12 @@ export interface Cluster {
    * once before any load. Undefined for an external server, whose disk the benchmark cannot see.
    */
   readonly diskFlush: DiskFlush | undefined;
+  /**
+   * Totals of the WAL flushes that client sessions made, and their time: embedded PostgreSQL 18
+   * or later, whose benchmark databases time them (`track_wal_io_timing`). A session adds its
+   * counts to these totals at most once a second while busy, and a second after it goes idle.
+   */
+  readonly walFlushes: (() => Promise<WalFlushTotals>) | undefined;
   /** A fresh database; `settings` become its defaults (ALTER DATABASE … SET), e.g. synchronous_commit. */
   createDatabase(name: string, settings?: Readonly<Record<string, string>>): Promise<string>;
   stop(): Promise<void>;
@@ -34,6 +45,8 @@ export async function openCluster(workDir: string): Promise<Cluster> {
   const adminUrl = external ?? embedded!.adminUrl;
   const created: string[] = [];
   const version = String((await adminQuery(adminUrl, "SHOW server_version"))[0]?.server_version ?? "?");
+  // pg_stat_io counts WAL I/O from PostgreSQL 18 on; the embedded cluster is ours to configure.
+  const timesFlushes = embedded !== undefined && Number((await adminQuery(adminUrl, "SHOW server_version_num"))[0]?.server_version_num) >= 180000;
   const postmaster = external ? await localPostmaster(adminUrl) : undefined;
   if (postmaster !== undefined) adoptProcessTree(postmaster);
   return {
@@ -41,10 +54,11 @@ export async function openCluster(workDir: string): Promise<Cluster> {
     version,
     onThisMachine: !external || postmaster !== undefined,
     diskFlush: embedded ? measureDiskFlush(dataDir) : undefined,
+    walFlushes: timesFlushes ? () => walFlushTotals(adminUrl) : undefined,
     async createDatabase(name, settings = {}) {
       await adminQuery(adminUrl, `DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
       await adminQuery(adminUrl, `CREATE DATABASE "${name}"`);
-      for (const [setting, value] of Object.entries(settings)) {
+      for (const [setting, value] of Object.entries({ ...(timesFlushes ? { track_wal_io_timing: "on" } : {}), ...settings })) {
         if (!/^[a-z_.]+$/.test(setting)) throw new Error(`not a PostgreSQL setting name: ${setting}`);
         await adminQuery(adminUrl, `ALTER DATABASE "${name}" SET ${setting} = '${value.replaceAll("'", "''")}'`);
       }
@@ -110,4 +124,12 @@ export async function seedUsers(databaseUrl: string, count: number, prefix: stri
   const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
   if (code !== 0) throw new Error(`gatehouse seed exited with ${code}:\n${output}${errors}`);
   return { seconds: (performance.now() - started) / 1000, output: output.trim() };
+}
+
+async function walFlushTotals(adminUrl: string): Promise<WalFlushTotals> {
+  const [row] = await adminQuery(
+    adminUrl,
+    "SELECT coalesce(sum(fsyncs), 0)::float8 AS flushes, coalesce(sum(fsync_time), 0)::float8 AS ms FROM pg_stat_io WHERE object = 'wal' AND backend_type = 'client backend'",
+  );
+  return { flushes: Number(row?.flushes ?? 0), ms: Number(row?.ms ?? 0) };
 }

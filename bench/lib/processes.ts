@@ -2,8 +2,11 @@ import { fork, spawn, type ChildProcess } from "node:child_process";
 import { openSync, closeSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { FromLoad, LoadResult, LoadSpec, ToLoad } from "../load/load-spec.ts";
 import { cpuSince, cpuSnapshot, type CpuUse } from "./cpu.ts";
+import type { WalFlushTotals } from "./database.ts";
+import { round } from "./stats.ts";
 
 export const REPO_ROOT = join(import.meta.dirname, "..", "..");
 
@@ -216,6 +219,9 @@ export function forkLoad(spec: LoadSpec): LoadProcess {
   return { child, ready, start: () => post({ type: "start" }), result };
 }
 
+/** A PostgreSQL session adds its I/O counts to the shared statistics a second after it goes idle. */
+const STATS_REPORT_DELAY_MS = 1_200;
+
 /**
  * Runs load processes together: all set up, then all start at once; the peak RSS of each watched
  * process and the machine's CPU use are taken over the run (setup excluded).
@@ -225,6 +231,8 @@ export async function runLoads(
   watched: number[],
   /** Called when the warm-up is over and when the loads have finished (e.g. to bracket a profile). */
   window?: { start(): void; end(): void },
+  /** PostgreSQL's WAL flush totals, read before the loads start and once their sessions have reported after. */
+  walFlushes?: () => Promise<WalFlushTotals>,
 ): Promise<{ results: LoadResult[]; peakRss: number[]; cpu: CpuUse }> {
   const loads = specs.map(forkLoad);
   let warmedUp: NodeJS.Timeout | undefined;
@@ -232,6 +240,7 @@ export async function runLoads(
     await Promise.all(loads.map((load) => load.ready));
     const meters = watched.map((pid) => new PeakRss(pid));
     for (const meter of meters) meter.start();
+    const flushesBefore = await walFlushes?.();
     const cpuStart = cpuSnapshot();
     for (const load of loads) load.start();
     let windowStarted = false;
@@ -245,7 +254,14 @@ export async function runLoads(
     if (windowStarted) window!.end();
     const cpu = cpuSince(cpuStart, cpuSnapshot(), { servers: watched });
     cpu.loadCores = Math.round(results.reduce((sum, result) => sum + result.cpuCores, 0) * 100) / 100;
-    return { results, peakRss: meters.map((meter) => meter.stop()), cpu };
+    const peakRss = meters.map((meter) => meter.stop());
+    if (flushesBefore) {
+      await sleep(STATS_REPORT_DELAY_MS);
+      const after = await walFlushes!();
+      cpu.walFlushes = after.flushes - flushesBefore.flushes;
+      if (cpu.walFlushes > 0) cpu.walFlushMeanMs = round((after.ms - flushesBefore.ms) / cpu.walFlushes);
+    }
+    return { results, peakRss, cpu };
   } finally {
     clearTimeout(warmedUp);
     for (const load of loads) {
