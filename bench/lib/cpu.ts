@@ -114,8 +114,9 @@ export interface CpuUse {
   readonly ioFullPct: number;
   /**
    * The WAL flushes (`fdatasync`) that PostgreSQL's sessions made to commit, from the load's start
-   * to its end (warm-up included), and their mean time: what a durable commit waited for on
-   * this disk under this load. Embedded PostgreSQL only; absent in older reports.
+   * to its end (warm-up included; the sessions' last second or so is reported later), and their
+   * mean time: what a durable commit waited for on this disk under this load. Embedded PostgreSQL
+   * only; absent in older reports.
    */
   walFlushes?: number;
   walFlushMeanMs?: number;

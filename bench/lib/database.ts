@@ -29,8 +29,9 @@ export interface Cluster {
   readonly diskFlush: DiskFlush | undefined;
   /**
    * Totals of the WAL flushes that client sessions made, and their time: embedded PostgreSQL 18
-   * or later, whose benchmark databases time them (`track_wal_io_timing`). A session adds its
-   * counts to these totals at most once a second while busy, and a second after it goes idle.
+   * or later, whose benchmark databases time them (`track_wal_io_timing`). A busy session adds its
+   * counts to these totals about once a second; what it did in its last second comes in when it
+   * ends or has been idle for ten seconds.
    */
   readonly walFlushes: (() => Promise<WalFlushTotals>) | undefined;
   /** A fresh database; `settings` become its defaults (ALTER DATABASE … SET), e.g. synchronous_commit. */

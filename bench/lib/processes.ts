@@ -2,7 +2,6 @@ import { fork, spawn, type ChildProcess } from "node:child_process";
 import { openSync, closeSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import type { FromLoad, LoadResult, LoadSpec, ToLoad } from "../load/load-spec.ts";
 import { cpuSince, cpuSnapshot, type CpuUse } from "./cpu.ts";
 import type { WalFlushTotals } from "./database.ts";
@@ -219,9 +218,6 @@ export function forkLoad(spec: LoadSpec): LoadProcess {
   return { child, ready, start: () => post({ type: "start" }), result };
 }
 
-/** A PostgreSQL session adds its I/O counts to the shared statistics a second after it goes idle. */
-const STATS_REPORT_DELAY_MS = 1_200;
-
 /**
  * Runs load processes together: all set up, then all start at once; the peak RSS of each watched
  * process and the machine's CPU use are taken over the run (setup excluded).
@@ -231,7 +227,7 @@ export async function runLoads(
   watched: number[],
   /** Called when the warm-up is over and when the loads have finished (e.g. to bracket a profile). */
   window?: { start(): void; end(): void },
-  /** PostgreSQL's WAL flush totals, read before the loads start and once their sessions have reported after. */
+  /** PostgreSQL's WAL flush totals, read before the loads start and after they end. */
   walFlushes?: () => Promise<WalFlushTotals>,
 ): Promise<{ results: LoadResult[]; peakRss: number[]; cpu: CpuUse }> {
   const loads = specs.map(forkLoad);
@@ -256,7 +252,6 @@ export async function runLoads(
     cpu.loadCores = Math.round(results.reduce((sum, result) => sum + result.cpuCores, 0) * 100) / 100;
     const peakRss = meters.map((meter) => meter.stop());
     if (flushesBefore) {
-      await sleep(STATS_REPORT_DELAY_MS);
       const after = await walFlushes!();
       cpu.walFlushes = after.flushes - flushesBefore.flushes;
       if (cpu.walFlushes > 0) cpu.walFlushMeanMs = round((after.ms - flushesBefore.ms) / cpu.walFlushes);
