@@ -45,9 +45,10 @@ export async function openCluster(workDir: string): Promise<Cluster> {
   const embedded = external ? undefined : await startEmbeddedPostgres(dataDir, createLogger("warn", process.stderr));
   const adminUrl = external ?? embedded!.adminUrl;
   const created: string[] = [];
-  const version = String((await adminQuery(adminUrl, "SHOW server_version"))[0]?.server_version ?? "?");
+  const [server] = await adminQuery(adminUrl, "SELECT current_setting('server_version') AS version, current_setting('server_version_num')::int AS number");
+  const version = String(server?.version ?? "?");
   // pg_stat_io counts WAL I/O from PostgreSQL 18 on; the embedded cluster is ours to configure.
-  const timesFlushes = embedded !== undefined && Number((await adminQuery(adminUrl, "SHOW server_version_num"))[0]?.server_version_num) >= 180000;
+  const timesFlushes = embedded !== undefined && Number(server?.number) >= 180000;
   const postmaster = external ? await localPostmaster(adminUrl) : undefined;
   if (postmaster !== undefined) adoptProcessTree(postmaster);
   return {
