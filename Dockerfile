@@ -32,5 +32,5 @@ EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.GATEHOUSE_PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 # Node 24 runs the TypeScript sources directly (type stripping); SIGTERM drains in-flight calls.
-ENTRYPOINT ["node", "--max-semi-space-size=8", "--max-old-space-size=256", "--v8-pool-size=0", "src/main.ts"]
+ENTRYPOINT ["node", "--max-semi-space-size=4", "--max-old-space-size=256", "--v8-pool-size=0", "src/main.ts"]
 CMD ["serve"]
