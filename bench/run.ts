@@ -55,7 +55,7 @@ interface Context {
   readonly settings: Settings;
   readonly workDir: string;
   /** PostgreSQL's WAL flush totals, where the cluster times them (embedded, 18 or later). */
-  walFlushes?: () => Promise<WalFlushTotals>;
+  readonly walFlushes: (() => Promise<WalFlushTotals>) | undefined;
   readonly measurements: Measurement[];
   readonly profiles: ProfileSummary[];
   readonly incidents: string[];
@@ -506,9 +506,13 @@ async function main(): Promise<number> {
   }
   const startedAt = new Date();
   const workDir = await mkdtemp(join(tmpdir(), "gatehouse-bench-"));
+  const machine = describeMachine();
+  log(`Gatehouse benchmark — ${machine.cpuModel}, ${machine.cores} cores, ${machine.memoryGb} GB; work dir ${workDir}`);
+  const cluster = await openCluster(workDir);
   const ctx: Context = {
     settings,
     workDir,
+    walFlushes: cluster.walFlushes,
     measurements: [],
     profiles: [],
     incidents: [],
@@ -522,10 +526,6 @@ async function main(): Promise<number> {
       ...settings.serverEnv,
     },
   };
-  const machine = describeMachine();
-  log(`Gatehouse benchmark — ${machine.cpuModel}, ${machine.cores} cores, ${machine.memoryGb} GB; work dir ${workDir}`);
-  const cluster = await openCluster(workDir);
-  ctx.walFlushes = cluster.walFlushes;
   const seeding: BenchReport["seeding"] = [];
   let failed: unknown;
   try {
